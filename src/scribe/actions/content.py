@@ -1,0 +1,163 @@
+"""The built-in content actions. Each is idempotent: applied to its own output it
+changes nothing, which is what lets a rule run on every save without looping."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import regex
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from scribe.actions import Action, FileContext
+from scribe.rules.templates import Template, compile_template
+
+
+def _maybe_template(value: Any) -> Any:
+    if isinstance(value, str):
+        return compile_template(value)
+    if isinstance(value, list):
+        return [_maybe_template(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _maybe_template(v) for k, v in value.items()}
+    return value
+
+
+def _template(value: Any) -> Template:
+    if not isinstance(value, str):
+        raise ValueError("expected text")  # noqa: TRY004 - pydantic reports ValueError
+    return compile_template(value)
+
+
+def _pattern(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression")  # noqa: TRY004
+    try:
+        regex.compile(value)
+    except regex.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return value
+
+
+TemplateText = Annotated[Template, PlainValidator(_template), WithJsonSchema({"type": "string"})]
+Value = Annotated[Any, BeforeValidator(_maybe_template)]
+Pattern = Annotated[str, BeforeValidator(_pattern)]
+FieldName = Annotated[str, Field(min_length=1)]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SetParams(_Params):
+    field: FieldName
+    value: Value
+    if_missing: bool = False
+
+
+def plan_set(ctx: FileContext, p: SetParams) -> str:
+    fm = ctx.frontmatter
+    if p.field in fm and (p.if_missing or (_is_volatile(p.value) and not ctx.may_restamp)):
+        return ctx.text
+    return fm.set(p.field, ctx.render(p.value))
+
+
+def _is_volatile(value: Any) -> bool:
+    return isinstance(value, Template) and value.volatile
+
+
+class RemoveParams(_Params):
+    field: FieldName | list[FieldName]
+
+
+def plan_remove(ctx: FileContext, p: RemoveParams) -> str:
+    fields = [p.field] if isinstance(p.field, str) else p.field
+    return ctx.frontmatter.remove(*fields)
+
+
+class RenameParams(_Params):
+    from_: FieldName = Field(alias="from")
+    to: FieldName
+
+
+def plan_rename(ctx: FileContext, p: RenameParams) -> str:
+    return ctx.frontmatter.rename(p.from_, p.to)
+
+
+class ReplaceParams(_Params):
+    pattern: Pattern
+    with_: TemplateText = Field(alias="with")
+    count: int = Field(0, ge=0, description="replace at most this many matches; 0 means all")
+    in_: Literal["body", "all"] = Field("body", alias="in")
+    ignore_case: bool = False
+    multiline: bool = True
+
+
+def plan_replace(ctx: FileContext, p: ReplaceParams) -> str:
+    flags = (regex.IGNORECASE if p.ignore_case else 0) | (regex.MULTILINE if p.multiline else 0)
+    start = ctx.frontmatter.body_start if p.in_ == "body" else 0
+    head, tail = ctx.text[:start], ctx.text[start:]
+    replacement = ctx.render(p.with_)
+    new_tail = regex.compile(p.pattern, flags).sub(
+        replacement, tail, count=p.count, timeout=ctx.regex_timeout
+    )
+    return head + new_tail
+
+
+class TextParams(_Params):
+    text: TemplateText
+
+
+def _with_newlines(ctx: FileContext, text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", ctx.newline) if ctx.newline != "\n" else text
+
+
+def plan_append(ctx: FileContext, p: TextParams) -> str:
+    addition = _with_newlines(ctx, ctx.render(p.text))
+    body = ctx.frontmatter.body
+    if not addition.strip() or body.rstrip().endswith(addition.strip()):
+        return ctx.text
+    separator = "" if not body or body.endswith(("\n", "\r")) else ctx.newline
+    return ctx.text + separator + addition
+
+
+def plan_prepend(ctx: FileContext, p: TextParams) -> str:
+    addition = _with_newlines(ctx, ctx.render(p.text))
+    fm = ctx.frontmatter
+    if not addition.strip() or fm.body.lstrip().startswith(addition.strip()):
+        return ctx.text
+    at = fm.body_start
+    return ctx.text[:at] + addition + ctx.text[at:]
+
+
+class EnsureParams(_Params):
+    defaults: dict[FieldName, Value] = Field(default_factory=dict)
+
+
+def plan_ensure(ctx: FileContext, p: EnsureParams) -> str:
+    fm = ctx.frontmatter
+    missing = {k: v for k, v in p.defaults.items() if k not in fm}
+    if fm.block is not None and not missing:
+        return ctx.text
+    return fm.ensure({k: ctx.render(v) for k, v in missing.items()})
+
+
+BUILTINS = (
+    Action(
+        "set",
+        SetParams,
+        plan_set,
+        "Set a frontmatter field (creating the block if needed).",
+        stamps=lambda p: (p.field,) if _is_volatile(p.value) else (),
+    ),
+    Action("remove", RemoveParams, plan_remove, "Remove frontmatter fields."),
+    Action("rename_field", RenameParams, plan_rename, "Rename a frontmatter field, keeping its value."),
+    Action("replace", ReplaceParams, plan_replace, "Regex search and replace in the body (or all)."),
+    Action("append", TextParams, plan_append, "Append text to the body unless it already ends so."),
+    Action("prepend", TextParams, plan_prepend, "Prepend text to the body unless it already starts so."),
+    Action(
+        "ensure_frontmatter",
+        EnsureParams,
+        plan_ensure,
+        "Create the frontmatter block if missing; add missing default fields.",
+    ),
+)

@@ -1,0 +1,189 @@
+"""The engine: one path for plan, run and watch — read, match, plan, apply.
+
+``Engine.handle`` takes one event and does everything for its file; callers decide
+only whether to write (``dry_run``) and where events come from. Calls for
+different paths may run in parallel; the caller guarantees one call per path at a
+time (the scheduler does, for ``scribe watch``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as clock
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from scribe.errors import ContentChanged, Skipped
+from scribe.events import Event, EventKind
+from scribe.files import DEFAULT_MAX_FILE_BYTES, TextFile, read_text, sha256, write_cas
+from scribe.frontmatter import without
+from scribe.plan import Failure, Plan, plan_file
+from scribe.rules.match import CompiledRule
+from scribe.state import Seen, State
+
+log = logging.getLogger("scribe")
+
+#: How many times a write is re-planned when the file keeps changing under it.
+MAX_ATTEMPTS = 5
+GIT_LOCK = ".git/index.lock"
+
+
+class Status(StrEnum):
+    WRITTEN = "written"  # the file was rewritten
+    PLANNED = "planned"  # dry run: the file would be rewritten
+    UNCHANGED = "unchanged"  # the rules had nothing to change
+    ECHO = "echo"  # content Scribe already processed (its own write, or a no-op save)
+    SKIPPED = "skipped"  # not a file Scribe edits (binary, too large, outside the root...)
+    GONE = "gone"  # deleted before it could be read
+    DELETED = "deleted"
+    CONFLICT = "conflict"  # kept changing while Scribe tried to write it; left alone
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: str
+    status: Status
+    plan: Plan | None = None
+    reason: str = ""
+
+    @property
+    def failures(self) -> tuple[Failure, ...]:
+        return self.plan.failures if self.plan else ()
+
+
+class Engine:
+    """Applies compiled rules to files under ``root``."""
+
+    def __init__(
+        self,
+        root: Path,
+        rules: Sequence[CompiledRule],
+        *,
+        state: State | None = None,
+        dry_run: bool = False,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        regex_timeout: float = 1.0,
+    ) -> None:
+        self.root = root.resolve()
+        self.state = state or State(None)
+        self.dry_run = dry_run
+        self.max_file_bytes = max_file_bytes
+        self.regex_timeout = regex_timeout
+        self._lock = threading.Lock()
+        #: (rule id, path) -> (reason, sha256 of the content it failed on)
+        self.quarantine: dict[tuple[str, str], tuple[str, str]] = {}
+        self.rules = rules
+
+    @property
+    def rules(self) -> Sequence[CompiledRule]:
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: Sequence[CompiledRule]) -> None:
+        self._rules = tuple(rules)
+        self._stamped = tuple(dict.fromkeys(f for r in self._rules for f in r.stamps))
+
+    def handle(self, event: Event) -> Outcome:
+        """Process one event end to end and say what happened."""
+        path = event.target
+        if event.kind is EventKind.MOVED and event.dest:
+            self.state.forget(event.path)
+        if event.kind is EventKind.DELETED:
+            self.state.forget(path)
+            return Outcome(path, Status.DELETED)
+        if not any(rule.wants(event.kind, path).matched for rule in self.rules):
+            return Outcome(path, Status.UNCHANGED, reason="no rule applies")
+        live = event.source != "scan"
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                file = read_text(self.root, path, max_bytes=self.max_file_bytes)
+            except FileNotFoundError:
+                return Outcome(path, Status.GONE)
+            except (Skipped, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+                return Outcome(path, Status.SKIPPED, reason=str(exc))
+            outcome = self._process(event, file, live=live)
+            if outcome is not None:
+                return outcome
+        return Outcome(path, Status.CONFLICT, reason=f"changed during each of {MAX_ATTEMPTS} write attempts")
+
+    def scan_event(self, path: str) -> Event:
+        """The event a one-shot run gives an existing file: ``created`` for a file
+        Scribe has never seen, ``modified`` for one it has."""
+        kind = EventKind.MODIFIED if self.state.get(path) is not None else EventKind.CREATED
+        return Event(kind, path, source="scan")
+
+    def _process(self, event: Event, file: TextFile, *, live: bool) -> Outcome | None:
+        """One attempt; None means the file changed under us and must be re-read."""
+        seen = self.state.get(file.rel)
+        if live and seen is not None and seen.sha256 == file.sha256:
+            return Outcome(file.rel, Status.ECHO)
+        masked = self._masked(file.text)
+        may_restamp = (seen.masked != masked) if seen is not None else live
+        plan = plan_file(
+            file.rel,
+            file.text,
+            file.sha256,
+            self.rules,
+            kind=event.kind,
+            time=event.time,
+            size=len(file.raw),
+            may_restamp=may_restamp,
+            regex_timeout=self.regex_timeout,
+            skip=self._quarantined(file),
+        )
+        self._note_failures(file, plan.failures)
+        if not plan.changed:
+            if not self.dry_run:
+                self._remember(file.rel, file.raw, masked, file)
+            return Outcome(file.rel, Status.UNCHANGED, plan)
+        if self.dry_run:
+            return Outcome(file.rel, Status.PLANNED, plan)
+        data = file.encode(plan.new_text)
+        self._wait_for_git()
+        try:
+            write_cas(file, data)
+        except ContentChanged:
+            log.info("%s changed while planning; re-planning", file.rel)
+            return None
+        self._remember(file.rel, data, self._masked(plan.new_text), file)
+        return Outcome(file.rel, Status.WRITTEN, plan)
+
+    def _masked(self, text: str) -> str:
+        """Hash of the text without the fields that rules stamp with ``now()``."""
+        kept = without(text, self._stamped) if self._stamped else text
+        return sha256(kept.encode("utf-8", "surrogatepass"))
+
+    def _remember(self, path: str, data: bytes, masked: str, file: TextFile) -> None:
+        try:
+            st = file.path.stat()
+        except FileNotFoundError:
+            return
+        self.state.put(path, Seen(sha256(data), masked, st.st_size, st.st_mtime_ns))
+
+    def _quarantined(self, file: TextFile) -> set[str]:
+        with self._lock:
+            return {rule for (rule, path), (_, sha) in self.quarantine.items() if path == file.rel and sha == file.sha256}
+
+    def _note_failures(self, file: TextFile, failures: Sequence[Failure]) -> None:
+        with self._lock:
+            for (rule, path) in [k for k in self.quarantine if k[1] == file.rel]:
+                if self.quarantine[(rule, path)][1] != file.sha256:
+                    del self.quarantine[(rule, path)]  # the file changed: try the rule again
+            for failure in failures:
+                if (failure.rule, file.rel) not in self.quarantine:
+                    log.warning("rule %s failed on %s: %s (quarantined until the file changes)",
+                                failure.rule, file.rel, failure.reason)
+                self.quarantine[(failure.rule, file.rel)] = (failure.reason, file.sha256)
+
+    def _wait_for_git(self) -> None:
+        """Hold rewrites while a git operation holds the index lock."""
+        lock = self.root / GIT_LOCK
+        warned_at = clock.monotonic()
+        while lock.exists():
+            if clock.monotonic() - warned_at > 10:
+                log.warning("waiting for git to finish (%s exists)", GIT_LOCK)
+                warned_at = clock.monotonic()
+            clock.sleep(0.02)

@@ -1,0 +1,43 @@
+"""The event: what happened to which path, when, and who saw it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    MOVED = "moved"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One observed change. ``time`` is also the frozen ``now()`` of every rule it runs."""
+
+    kind: EventKind
+    path: str  # posix path relative to the repository root
+    dest: str | None = None  # for moves: where it went
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    source: str = "watcher"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def target(self) -> str:
+        """The path whose content the event is about (the destination of a move)."""
+        return self.dest if self.kind is EventKind.MOVED and self.dest else self.path
+
+
+def merge_kinds(first: EventKind, then: EventKind) -> EventKind | None:
+    """Coalesce two events on one path into one; ``None`` means they cancel out."""
+    if first is EventKind.CREATED:
+        return None if then is EventKind.DELETED else EventKind.CREATED
+    if first is EventKind.DELETED:
+        return EventKind.DELETED if then is EventKind.DELETED else EventKind.MODIFIED
+    if then is EventKind.DELETED:
+        return EventKind.DELETED
+    return first if first is EventKind.MOVED else EventKind.MODIFIED

@@ -1,0 +1,1 @@
+"""Rules: the schema, loading with errors that say where, templating and matching."""

@@ -1,0 +1,175 @@
+"""Rules compiled once into plain functions of (event kind, path, file).
+
+Every miss carries its reason, which is what ``scribe rules --explain`` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+from pydantic import BaseModel
+from wcmatch import glob
+
+from scribe.actions import Action, FileContext
+from scribe.events import EventKind
+from scribe.rules.model import Condition, FieldTest
+
+_GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.BRACE | glob.NEGATE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    matched: bool
+    reason: str
+    captures: Mapping[str, str] = field(default_factory=dict)
+
+
+#: A compiled condition: ``(context, size in bytes) -> verdict``.
+Check = Callable[[FileContext, int], Verdict]
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    params: BaseModel
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    description: str
+    enabled: bool
+    priority: int
+    on: frozenset[EventKind]
+    paths: tuple[str, ...]
+    exclude: tuple[str, ...]
+    steps: tuple[Step, ...]
+    checks: tuple[Check, ...]
+    #: Frontmatter fields this rule writes with values that change every run.
+    stamps: tuple[str, ...]
+    _include: Any
+    _exclude: Any
+
+    def wants(self, kind: EventKind, path: str) -> Verdict:
+        """The cheap part of matching: enabled, event kind and path globs."""
+        if not self.enabled:
+            return Verdict(False, "rule is disabled")
+        if kind not in self.on:
+            return Verdict(False, f"event {kind.value!r} is not in on: [{', '.join(sorted(self.on))}]")
+        if not self._include.match(path):
+            return Verdict(False, f"path does not match paths: {list(self.paths)}")
+        if self._exclude is not None and self._exclude.match(path):
+            return Verdict(False, f"path matches exclude: {list(self.exclude)}")
+        return Verdict(True, "matched")
+
+    def check(self, ctx: FileContext, size: int) -> Verdict:
+        """The conditions in ``when``, in order; captures accumulate across them."""
+        captures: dict[str, str] = {}
+        for check in self.checks:
+            verdict = check(ctx, size)
+            if not verdict.matched:
+                return verdict
+            captures.update(verdict.captures)
+        return Verdict(True, "matched", captures)
+
+
+def compile_rule(rule: Any, actions: Mapping[str, Action]) -> CompiledRule:
+    """Turn a validated rule model into a ``CompiledRule``."""
+    steps = []
+    for step_model in rule.do:
+        name = next(iter(type(step_model).model_fields))
+        steps.append(Step(actions[name], getattr(step_model, name)))
+    stamps = tuple(dict.fromkeys(f for s in steps for f in s.action.stamps(s.params)))
+    return CompiledRule(
+        id=rule.id,
+        description=rule.description,
+        enabled=rule.enabled,
+        priority=rule.priority,
+        on=frozenset(rule.on),
+        paths=tuple(rule.paths),
+        exclude=tuple(rule.exclude),
+        steps=tuple(steps),
+        checks=tuple(_compile_condition(i, c) for i, c in enumerate(rule.when, 1)),
+        stamps=stamps,
+        _include=glob.compile(list(rule.paths), flags=_GLOB_FLAGS),
+        _exclude=glob.compile(list(rule.exclude), flags=_GLOB_FLAGS) if rule.exclude else None,
+    )
+
+
+def _compile_condition(number: int, condition: Condition) -> Check:
+    if condition.frontmatter is not None:
+        tests = [(name, _field_test(name, t)) for name, t in condition.frontmatter.items()]
+
+        def frontmatter(ctx: FileContext, _size: int) -> Verdict:
+            data = ctx.frontmatter.data
+            for name, test in tests:
+                failure = test(data)
+                if failure:
+                    return Verdict(False, f"when[{number}]: frontmatter {name!r} {failure}")
+            return Verdict(True, "matched")
+
+        return frontmatter
+    if condition.content is not None:
+        pattern = regex.compile(condition.content, regex.MULTILINE)
+
+        def content(ctx: FileContext, _size: int) -> Verdict:
+            found = pattern.search(ctx.text, timeout=ctx.regex_timeout)
+            if found is None:
+                return Verdict(False, f"when[{number}]: content does not match {pattern.pattern!r}")
+            groups = {k: v for k, v in found.groupdict().items() if v is not None}
+            return Verdict(True, "matched", groups)
+
+        return content
+    if condition.path is not None:
+        path_pattern = regex.compile(condition.path)
+
+        def path(ctx: FileContext, _size: int) -> Verdict:
+            found = path_pattern.search(ctx.path, timeout=ctx.regex_timeout)
+            if found is None:
+                return Verdict(False, f"when[{number}]: path does not match {path_pattern.pattern!r}")
+            return Verdict(True, "matched", {k: v for k, v in found.groupdict().items() if v is not None})
+
+        return path
+    assert condition.size is not None  # the model guarantees exactly one condition
+    low, high = condition.size.min, condition.size.max
+
+    def size(_ctx: FileContext, nbytes: int) -> Verdict:
+        if low is not None and nbytes < low:
+            return Verdict(False, f"when[{number}]: size {nbytes} bytes is below min {low}")
+        if high is not None and nbytes > high:
+            return Verdict(False, f"when[{number}]: size {nbytes} bytes is above max {high}")
+        return Verdict(True, "matched")
+
+    return size
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b) or (isinstance(a, str) != isinstance(b, str) and str(a) == str(b))
+
+
+def _field_test(name: str, test: FieldTest) -> Callable[[Mapping[str, Any]], str | None]:
+    """A function returning why ``name`` fails the test, or None when it passes."""
+    given = test.model_fields_set
+    pattern = regex.compile(test.matches) if test.matches is not None else None
+
+    def run(data: Mapping[str, Any]) -> str | None:
+        present = name in data
+        value = data.get(name)
+        if "equals" in given and not (present and _same(value, test.equals)):
+            return f"is {value!r}, not {test.equals!r}" if present else "is missing"
+        if "not_" in given and present and _same(value, test.not_):
+            return f"is {value!r}"
+        if pattern is not None and not (present and pattern.search(str(value), timeout=1.0)):
+            return f"does not match {pattern.pattern!r}" if present else "is missing"
+        if test.exists is not None and present != test.exists:
+            return "is missing" if test.exists else "exists"
+        if test.missing is not None and (not present) != test.missing:
+            return "exists" if test.missing else "is missing"
+        if test.in_ is not None and not (present and any(_same(value, v) for v in test.in_)):
+            return f"is {value!r}, not one of {test.in_!r}" if present else "is missing"
+        return None
+
+    return run
