@@ -42,15 +42,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("scribe")
 
 RootOption = Annotated[
-    Path | None, typer.Option("--root", help="Repository root (default: found from the paths or the current directory).")
+    Path | None,
+    typer.Option(
+        "--root", help="Repository root (default: found from the paths or the current directory)."
+    ),
 ]
-RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules file (default: .scribe/rules.yaml).")]
-PathsArgument = Annotated[list[Path] | None, typer.Argument(help="Files or directories (default: the whole repository).")]
+RulesOption = Annotated[
+    Path | None, typer.Option("--rules", help="Rules file (default: .scribe/rules.yaml).")
+]
+PathsArgument = Annotated[
+    list[Path] | None, typer.Argument(help="Files or directories (default: the whole repository).")
+]
 
 
 def find_root(start: Path) -> Path:
@@ -58,12 +65,16 @@ def find_root(start: Path) -> Path:
     start = start.resolve()
     here = start if start.is_dir() else start.parent
     for candidate in (here, *here.parents):
-        if (candidate / STATE_DIR / "rules.yaml").is_file() or (candidate / "scribe.yaml").is_file():
+        if (candidate / STATE_DIR / "rules.yaml").is_file() or (
+            candidate / "scribe.yaml"
+        ).is_file():
             return candidate
     return here
 
 
-def _setup(root: Path | None, rules: Path | None, paths: list[Path] | None, **overrides: object) -> tuple[Path, Settings, list[CompiledRule]]:
+def _setup(
+    root: Path | None, rules: Path | None, paths: list[Path] | None, **overrides: object
+) -> tuple[Path, Settings, list[CompiledRule]]:
     base = root.resolve() if root else find_root(paths[0] if paths else Path.cwd())
     settings = load_settings(base, **overrides)
     rules_path = rules.resolve() if rules else base / settings.rules
@@ -79,7 +90,9 @@ def _display(path: Path, root: Path) -> str:
 
 
 def _configure_logging(level: str) -> None:
-    handler: logging.Handler = RichHandler(console=err, show_path=False, markup=False, rich_tracebacks=False)
+    handler: logging.Handler = RichHandler(
+        console=err, show_path=False, markup=False, rich_tracebacks=False
+    )
     if not err.is_terminal:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -155,10 +168,14 @@ def _report_problems(outcomes: Iterable[Outcome]) -> int:
 def _print_diff(diff: str) -> None:
     for line in diff.splitlines():
         style = (
-            "bold" if line.startswith(("+++", "---"))
-            else "green" if line.startswith("+")
-            else "red" if line.startswith("-")
-            else "cyan" if line.startswith("@@")
+            "bold"
+            if line.startswith(("+++", "---"))
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
             else ""
         )
         out.print(Text(line, style=style), soft_wrap=True)
@@ -178,7 +195,9 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
     """Apply the rules once to PATHS (default: every file) and write the results."""
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=False)
-    outcomes = list(_apply_once(engine, _targets(base, paths, _ignore(base, settings)), "applying rules"))
+    outcomes = list(
+        _apply_once(engine, _targets(base, paths, _ignore(base, settings)), "applying rules")
+    )
     for outcome in outcomes:
         if outcome.status is Status.WRITTEN and outcome.plan:
             out.print(f"rewrote {outcome.path} [dim]({', '.join(outcome.plan.rules)})[/]")
@@ -230,14 +249,21 @@ def check(
 def rules_command(
     root: RootOption = None,
     rules: RulesOption = None,
-    explain: Annotated[Path | None, typer.Option("--explain", help="Say which rules match this file, and why the others do not.")] = None,
+    explain: Annotated[
+        Path | None,
+        typer.Option(
+            "--explain", help="Say which rules match this file, and why the others do not."
+        ),
+    ] = None,
 ) -> None:
     """List and validate the rules."""
     base, settings, compiled = _setup(root, rules, [explain] if explain else None)
     if explain is not None:
         _explain(base, settings, compiled, explain)
         return
-    table = Table("id", "on", "paths", "steps", "priority", "enabled", title=f"{len(compiled)} rule(s), valid")
+    table = Table(
+        "id", "on", "paths", "steps", "priority", "enabled", title=f"{len(compiled)} rule(s), valid"
+    )
     for rule in compiled:
         table.add_row(
             rule.id,
@@ -259,14 +285,21 @@ def _explain(base: Path, settings: Settings, compiled: list[CompiledRule], targe
     kind = engine.scan_event(rel).kind
     out.print(f"{rel} (as a {kind.value!r} event):")
     file = read_text(base, rel, max_bytes=settings.max_file_bytes)
-    ctx = FileContext(path=rel, text=file.text, time=engine.scan_event(rel).time, regex_timeout=settings.regex_timeout)
+    ctx = FileContext(
+        path=rel,
+        text=file.text,
+        time=engine.scan_event(rel).time,
+        regex_timeout=settings.regex_timeout,
+    )
     for rule in compiled:
         verdict = rule.wants(kind, rel)
         if verdict.matched:
             try:
                 verdict = rule.check(ctx, len(file.raw))
             except Exception as exc:  # report, don't crash: this is a diagnostic
-                out.print(f"  [red]✗ {rule.id}[/]: condition failed with {type(exc).__name__}: {exc}")
+                out.print(
+                    f"  [red]✗ {rule.id}[/]: condition failed with {type(exc).__name__}: {exc}"
+                )
                 continue
         mark = "[green]✓" if verdict.matched else "[dim]·"
         out.print(f"  {mark} {rule.id}[/]: {verdict.reason}")
@@ -285,16 +318,29 @@ def schema() -> None:
 
 @app.command("watch")
 def watch_command(
-    root: Annotated[Path | None, typer.Argument(help="Repository root (default: found from the current directory).")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Argument(help="Repository root (default: found from the current directory)."),
+    ] = None,
     rules: RulesOption = None,
-    scan_first: Annotated[bool, typer.Option("--scan", help="Apply the rules to existing files first.")] = False,
-    poll: Annotated[bool | None, typer.Option("--poll", help="Poll instead of OS events (network drives, WSL).")] = None,
-    quiet_ms: Annotated[int | None, typer.Option("--quiet-ms", help="Quiet window where closes are not reported.")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    scan_first: Annotated[
+        bool, typer.Option("--scan", help="Apply the rules to existing files first.")
+    ] = False,
+    poll: Annotated[
+        bool | None, typer.Option("--poll", help="Poll instead of OS events (network drives, WSL).")
+    ] = None,
+    quiet_ms: Annotated[
+        int | None, typer.Option("--quiet-ms", help="Quiet window where closes are not reported.")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
 ) -> None:
     """Watch the repository and apply the rules on every save until stopped."""
     _configure_logging(log_level)
-    base, settings, compiled = _setup(root, rules, [root] if root else None, poll=poll, quiet_ms=quiet_ms)
+    base, settings, compiled = _setup(
+        root, rules, [root] if root else None, poll=poll, quiet_ms=quiet_ms
+    )
     engine = _engine(base, settings, compiled, dry_run=False)
     ignore = _ignore(base, settings)
     closes_known = sys.platform.startswith("linux") and not settings.poll
@@ -304,10 +350,16 @@ def watch_command(
         outcome = engine.handle(event)
         _report_problems([outcome])
         if outcome.status is Status.WRITTEN and outcome.plan:
-            log.info("rewrote %s (%s) in %.1f ms", outcome.path, ", ".join(outcome.plan.rules),
-                     (time.perf_counter() - started) * 1000)
+            log.info(
+                "rewrote %s (%s) in %.1f ms",
+                outcome.path,
+                ", ".join(outcome.plan.rules),
+                (time.perf_counter() - started) * 1000,
+            )
 
-    scheduler = Scheduler(handle, quiet=settings.quiet_ms / 1000, closes_known=closes_known, workers=settings.workers)
+    scheduler = Scheduler(
+        handle, quiet=settings.quiet_ms / 1000, closes_known=closes_known, workers=settings.workers
+    )
     stop, ready = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -323,7 +375,11 @@ def watch_command(
     watcher = threading.Thread(
         target=watch,
         args=(base, ignore, scheduler.submit, stop),
-        kwargs={"poll": settings.poll, "ready": ready, "on_rescan": lambda: log.warning("event queue overflowed; rescanned")},
+        kwargs={
+            "poll": settings.poll,
+            "ready": ready,
+            "on_rescan": lambda: log.warning("event queue overflowed; rescanned"),
+        },
         name="scribe-watcher",
         daemon=True,
     )
@@ -331,7 +387,9 @@ def watch_command(
     while not ready.wait(0.1):
         if not watcher.is_alive():
             raise ScribeError("the watcher failed to start")
-    log.info("watching %s with %d rule(s)%s", base, len(compiled), " (polling)" if settings.poll else "")
+    log.info(
+        "watching %s with %d rule(s)%s", base, len(compiled), " (polling)" if settings.poll else ""
+    )
     if scan_first:
         _initial_scan(base, ignore, engine, scheduler, stop)
     while not stop.wait(0.5):
@@ -342,7 +400,9 @@ def watch_command(
     log.info("stopped")
 
 
-def _initial_scan(base: Path, ignore: Ignore, engine: Engine, scheduler: Scheduler, stop: threading.Event) -> None:
+def _initial_scan(
+    base: Path, ignore: Ignore, engine: Engine, scheduler: Scheduler, stop: threading.Event
+) -> None:
     files = list(scan(base, ignore))
     started = time.perf_counter()
     before = scheduler.processed
@@ -367,29 +427,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """Scribe keeps plain-text repositories tidy and accountable."""
 
 
 def main() -> None:
-    """Console entry point: map Scribe's errors to exit codes, never a traceback."""
-    try:
-        code = app(standalone_mode=False)
-    except ScribeError as exc:
-        err.print(Text(str(exc), style="red"))
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors and friends
-        from click import ClickException
+    """Console entry point: Scribe's errors become exit codes, never a traceback.
 
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(code if isinstance(code, int) else 0)
+    Usage errors are typer's own (exit 2, with the usage line).
+    """
+    try:
+        app()
+    except ScribeError as exc:
+        err.print(Text(str(exc), style="red"), soft_wrap=True)
+        sys.exit(exc.exit_code)

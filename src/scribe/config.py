@@ -21,15 +21,24 @@ class Settings(BaseModel):
 
     rules: str = Field(".scribe/rules.yaml", description="rules file, relative to the root")
     quiet_ms: int = Field(
-        20, ge=0, le=10_000, description="how long a file must be quiet before it is read, "
-        "when the platform cannot tell that its writer closed it"
+        20,
+        ge=0,
+        le=10_000,
+        description="how long a file must be quiet before it is read, "
+        "when the platform cannot tell that its writer closed it",
     )
-    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, ge=1, description="larger files are skipped")
-    regex_timeout: float = Field(1.0, gt=0, description="seconds a rule's regex may run on one file")
+    max_file_bytes: int = Field(
+        DEFAULT_MAX_FILE_BYTES, ge=1, description="larger files are skipped"
+    )
+    regex_timeout: float = Field(
+        1.0, gt=0, description="seconds a rule's regex may run on one file"
+    )
     ignore: list[str] = Field(default_factory=list, description="extra globs the watcher ignores")
     gitignore: bool = Field(False, description="also ignore what .gitignore ignores")
     poll: bool = Field(False, description="poll instead of using OS events (network drives, WSL)")
-    workers: int = Field(4, ge=1, le=64, description="files processed in parallel (one at a time per file)")
+    workers: int = Field(
+        4, ge=1, le=64, description="files processed in parallel (one at a time per file)"
+    )
 
 
 def load_settings(root: Path, **overrides: Any) -> Settings:
@@ -43,7 +52,9 @@ def load_settings(root: Path, **overrides: Any) -> Settings:
         except MarkedYAMLError as exc:
             mark = exc.problem_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            raise ConfigError([Problem(CONFIG_FILE, line, col, "", f"invalid YAML: {exc.problem}")]) from None
+            raise ConfigError(
+                [Problem(CONFIG_FILE, line, col, "", f"invalid YAML: {exc.problem}")]
+            ) from None
         data = dict(document or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -107,13 +107,18 @@ class Engine:
             outcome = self._process(event, file, live=live)
             if outcome is not None:
                 return outcome
-        return Outcome(path, Status.CONFLICT, reason=f"changed during each of {MAX_ATTEMPTS} write attempts")
+        return Outcome(
+            path, Status.CONFLICT, reason=f"changed during each of {MAX_ATTEMPTS} write attempts"
+        )
 
-    def scan_event(self, path: str) -> Event:
-        """The event a one-shot run gives an existing file: ``created`` for a file
-        Scribe has never seen, ``modified`` for one it has."""
-        kind = EventKind.MODIFIED if self.state.get(path) is not None else EventKind.CREATED
-        return Event(kind, path, source="scan")
+    @staticmethod
+    def scan_event(path: str) -> Event:
+        """The event a one-shot run or a scan gives an existing file.
+
+        Always ``modified``: ``created`` rules (defaults such as a creation date) are
+        for files that appear while Scribe watches, not for a whole garden at once.
+        """
+        return Event(EventKind.MODIFIED, path, source="scan")
 
     def _process(self, event: Event, file: TextFile, *, live: bool) -> Outcome | None:
         """One attempt; None means the file changed under us and must be re-read."""
@@ -165,17 +170,25 @@ class Engine:
 
     def _quarantined(self, file: TextFile) -> set[str]:
         with self._lock:
-            return {rule for (rule, path), (_, sha) in self.quarantine.items() if path == file.rel and sha == file.sha256}
+            return {
+                rule
+                for (rule, path), (_, sha) in self.quarantine.items()
+                if path == file.rel and sha == file.sha256
+            }
 
     def _note_failures(self, file: TextFile, failures: Sequence[Failure]) -> None:
         with self._lock:
-            for (rule, path) in [k for k in self.quarantine if k[1] == file.rel]:
+            for rule, path in [k for k in self.quarantine if k[1] == file.rel]:
                 if self.quarantine[(rule, path)][1] != file.sha256:
                     del self.quarantine[(rule, path)]  # the file changed: try the rule again
             for failure in failures:
                 if (failure.rule, file.rel) not in self.quarantine:
-                    log.warning("rule %s failed on %s: %s (quarantined until the file changes)",
-                                failure.rule, file.rel, failure.reason)
+                    log.warning(
+                        "rule %s failed on %s: %s (quarantined until the file changes)",
+                        failure.rule,
+                        file.rel,
+                        failure.reason,
+                    )
                 self.quarantine[(failure.rule, file.rel)] = (failure.reason, file.sha256)
 
     def _wait_for_git(self) -> None:

@@ -1,9 +1,9 @@
 """Scribe's exceptions.
 
-    ScribeError            root; the CLI maps it to an exit code
-    ├── ConfigError        a rules or settings file is invalid (exit 2)
-    ├── Skipped            a file Scribe will not touch, with the reason
-    └── ContentChanged     a compare-and-swap write lost the race; re-plan
+ScribeError            root; the CLI maps it to an exit code
+├── ConfigError        a rules or settings file is invalid (exit 2)
+├── Skipped            a file Scribe will not touch, with the reason
+└── ContentChanged     a compare-and-swap write lost the race; re-plan
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.key_path}: {self.message}" if self.key_path else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.key_path}: {self.message}"
+            if self.key_path
+            else f"{where}: {self.message}"
+        )
 
 
 class ConfigError(ScribeError):

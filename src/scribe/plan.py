@@ -110,14 +110,20 @@ def plan_file(
     skip: Collection[str] = (),
 ) -> Plan:
     """Plan the rules over one file's text. ``time`` is the frozen ``now()``."""
-    ctx = FileContext(path=path, text=text, time=time, may_restamp=may_restamp, regex_timeout=regex_timeout)
+    ctx = FileContext(
+        path=path, text=text, time=time, may_restamp=may_restamp, regex_timeout=regex_timeout
+    )
     new_text, changed_by, matched, failures = _apply_rules(rules, kind, ctx, size, skip)
     if new_text != text:
-        rerun = FileContext(path=path, text=new_text, time=time, may_restamp=False, regex_timeout=regex_timeout)
+        rerun = FileContext(
+            path=path, text=new_text, time=time, may_restamp=False, regex_timeout=regex_timeout
+        )
         again, again_by, _, _ = _apply_rules(rules, kind, rerun, size, skip)
         if again != new_text:
             reason = "rules do not reach a fixpoint: their output changes again when re-run"
             failures.extend(Failure(r, reason) for r in again_by)
             new_text = text
             changed_by = []
-    return Plan(path, base_sha256, text, new_text, tuple(changed_by), tuple(matched), tuple(failures))
+    return Plan(
+        path, base_sha256, text, new_text, tuple(changed_by), tuple(matched), tuple(failures)
+    )

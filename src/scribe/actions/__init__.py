@@ -48,7 +48,9 @@ class FileContext:
         if isinstance(value, Template):
             fields = self.frontmatter.data if self.frontmatter.block else {}
             return value.render(
-                template_context(path=self.path, time=self.time, fields=fields, captures=self.captures)
+                template_context(
+                    path=self.path, time=self.time, fields=fields, captures=self.captures
+                )
             )
         if isinstance(value, list):
             return [self.render(v) for v in value]

@@ -24,7 +24,9 @@ from scribe.rules.match import CompiledRule, compile_rule
 from scribe.rules.model import rules_model, rules_schema
 
 
-def load_rules(path: Path, *, actions: Mapping[str, Action] = ACTIONS, display: str | None = None) -> list[CompiledRule]:
+def load_rules(
+    path: Path, *, actions: Mapping[str, Action] = ACTIONS, display: str | None = None
+) -> list[CompiledRule]:
     """Read, validate and compile the rules at ``path``, in the order they run.
 
     Raises ``ConfigError`` listing every problem. ``display`` is the file name
@@ -34,20 +36,26 @@ def load_rules(path: Path, *, actions: Mapping[str, Action] = ACTIONS, display: 
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError([Problem(name, 1, 1, "", "rules file not found (create one with `scribe init`)")]) from None
+        raise ConfigError(
+            [Problem(name, 1, 1, "", "rules file not found (create one with `scribe init`)")]
+        ) from None
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
         raise ConfigError([Problem(name, 1, 1, "", f"cannot read rules file: {exc}")]) from None
     return parse_rules(text, name, actions=actions)
 
 
-def parse_rules(text: str, name: str, *, actions: Mapping[str, Action] = ACTIONS) -> list[CompiledRule]:
+def parse_rules(
+    text: str, name: str, *, actions: Mapping[str, Action] = ACTIONS
+) -> list[CompiledRule]:
     """Validate and compile rules from YAML text (see ``load_rules``)."""
     try:
         document = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError([Problem(name, line, col, "", f"invalid YAML: {exc.problem or exc.context}")]) from None
+        raise ConfigError(
+            [Problem(name, line, col, "", f"invalid YAML: {exc.problem or exc.context}")]
+        ) from None
     if document is None:
         document = CommentedMap()
     model = rules_model(actions)
@@ -55,7 +63,7 @@ def parse_rules(text: str, name: str, *, actions: Mapping[str, Action] = ACTIONS
         parsed = model.model_validate(_plain(document))
     except ValidationError as exc:
         problems = [_problem(err, document, name, actions) for err in exc.errors()]
-        raise ConfigError(_dedupe(problems)) from None
+        raise ConfigError(sorted(_dedupe(problems), key=lambda p: (p.line, p.column))) from None
     rules: list[Any] = list(getattr(parsed, "rules", []))
     problems = _duplicate_ids(rules, document, name)
     if problems:
@@ -68,7 +76,10 @@ def parse_rules(text: str, name: str, *, actions: Mapping[str, Action] = ACTIONS
 def _plain(node: Any) -> Any:
     """ruamel's commented containers as plain dicts and lists (pydantic sees plain data)."""
     if isinstance(node, Mapping):
-        return {str(k) if not isinstance(k, str | int | float | bool) else k: _plain(v) for k, v in node.items()}
+        return {
+            str(k) if not isinstance(k, str | int | float | bool) else k: _plain(v)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_plain(v) for v in node]
     return node
@@ -81,7 +92,13 @@ def _duplicate_ids(rules: list[Any], document: Any, name: str) -> list[Problem]:
         if rule.id in seen:
             line, col = position(document, ("rules", index, "id"), at_key=False)
             problems.append(
-                Problem(name, line, col, f"rules[{index}].id", f"duplicate rule id {rule.id!r} (first used by rules[{seen[rule.id]}])")
+                Problem(
+                    name,
+                    line,
+                    col,
+                    f"rules[{index}].id",
+                    f"duplicate rule id {rule.id!r} (first used by rules[{seen[rule.id]}])",
+                )
             )
         seen.setdefault(rule.id, index)
     return problems
@@ -91,7 +108,13 @@ def _clean_loc(loc: Sequence[int | str]) -> tuple[int | str, ...]:
     """Drop the union tag pydantic repeats in a step's location (``do.0.set.set.field``)."""
     out: list[int | str] = []
     for i, part in enumerate(loc):
-        if i + 1 < len(loc) and isinstance(part, str) and part == loc[i + 1] and out and isinstance(out[-1], int):
+        if (
+            i + 1 < len(loc)
+            and isinstance(part, str)
+            and part == loc[i + 1]
+            and out
+            and isinstance(out[-1], int)
+        ):
             continue
         out.append(part)
     return tuple(out)
@@ -111,19 +134,34 @@ def _problem(err: ErrorDetails, document: Any, name: str, actions: Mapping[str, 
     at_key = False
     if kind == "extra_forbidden":
         at_key = True
-        message = f"unknown key {loc[-1]!r}" + suggest(str(loc[-1]), _valid_keys(loc[:-1], document, actions))
+        message = f"unknown key {loc[-1]!r}" + suggest(
+            str(loc[-1]), _valid_keys(loc[:-1], document, actions)
+        )
     elif kind == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag", "")
-        message = f"unknown action {tag!r}" + suggest(tag, list(actions)) + f" (actions: {', '.join(actions)})"
+        message = (
+            f"unknown action {tag!r}"
+            + suggest(tag, list(actions))
+            + f" (actions: {', '.join(actions)})"
+        )
         loc = (*loc, tag)
         at_key = True
     elif kind == "union_tag_not_found":
-        message = "a step is a mapping with one key, the action name: e.g. `- set: {field: x, value: y}`"
+        message = (
+            "a step is a mapping with one key, the action name: e.g. `- set: {field: x, value: y}`"
+        )
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
         loc_for_position = loc[:-1]
         line, col = position(document, loc_for_position, at_key=False)
         return Problem(name, line, col, _key_path(loc), message)
+    elif kind == "enum":
+        given = err.get("input")
+        expected = str((err.get("ctx") or {}).get("expected", ""))
+        options = [
+            o.strip(" '") for o in expected.replace(" or ", ", ").split(",") if o.strip(" '")
+        ]
+        message = f"{given!r} is not one of {', '.join(options)}" + suggest(str(given), options)
     elif kind == "value_error":
         message = message.removeprefix("Value error, ")
     line, col = position(document, loc, at_key=at_key)
@@ -135,7 +173,9 @@ def suggest(word: str, candidates: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _valid_keys(loc: Sequence[int | str], document: Any, actions: Mapping[str, Action]) -> list[str]:
+def _valid_keys(
+    loc: Sequence[int | str], document: Any, actions: Mapping[str, Action]
+) -> list[str]:
     """Keys the schema allows at ``loc``, found by walking the generated JSON Schema."""
     schema = rules_schema(actions)
     defs = schema.get("$defs", {})

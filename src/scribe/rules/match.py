@@ -58,7 +58,9 @@ class CompiledRule:
         if not self.enabled:
             return Verdict(False, "rule is disabled")
         if kind not in self.on:
-            return Verdict(False, f"event {kind.value!r} is not in on: [{', '.join(sorted(self.on))}]")
+            return Verdict(
+                False, f"event {kind.value!r} is not in on: [{', '.join(sorted(self.on))}]"
+            )
         if not self._include.match(path):
             return Verdict(False, f"path does not match paths: {list(self.paths)}")
         if self._exclude is not None and self._exclude.match(path):
@@ -129,8 +131,12 @@ def _compile_condition(number: int, condition: Condition) -> Check:
         def path(ctx: FileContext, _size: int) -> Verdict:
             found = path_pattern.search(ctx.path, timeout=ctx.regex_timeout)
             if found is None:
-                return Verdict(False, f"when[{number}]: path does not match {path_pattern.pattern!r}")
-            return Verdict(True, "matched", {k: v for k, v in found.groupdict().items() if v is not None})
+                return Verdict(
+                    False, f"when[{number}]: path does not match {path_pattern.pattern!r}"
+                )
+            return Verdict(
+                True, "matched", {k: v for k, v in found.groupdict().items() if v is not None}
+            )
 
         return path
     assert condition.size is not None  # the model guarantees exactly one condition
