@@ -33,7 +33,11 @@ from scribe.rules.match import CompiledRule
 from scribe.rules.model import rules_schema
 from scribe.scheduler import Scheduler
 from scribe.state import State
-from scribe.watch import Change, Ignore, scan, watch
+from scribe.watch import POLL_INTERVAL, Change, Ignore, scan, watch
+
+#: A polled file is ready once it has looked unchanged for this long: a change is
+#: seen up to one interval late, and a writer's next change one more interval on.
+POLL_QUIET = 2.5 * POLL_INTERVAL
 
 app = typer.Typer(
     name="scribe",
@@ -156,7 +160,7 @@ def _report_problems(outcomes: Iterable[Outcome]) -> int:
     for outcome in outcomes:
         if outcome.status is Status.SKIPPED and outcome.reason:
             err.print(f"[yellow]skipped[/] {outcome.path}: {outcome.reason}")
-        elif outcome.status is Status.CONFLICT:
+        elif outcome.status in (Status.CONFLICT, Status.BUSY):
             failures += 1
             err.print(f"[red]not written[/] {outcome.path}: {outcome.reason}")
         for failure in outcome.failures:
@@ -348,6 +352,9 @@ def watch_command(
     def handle(event: Event) -> None:
         started = time.perf_counter()
         outcome = engine.handle(event)
+        if outcome.status is Status.BUSY:  # its writer's close will bring it back
+            log.debug("%s is open for writing; waiting for its close", outcome.path)
+            return
         _report_problems([outcome])
         if outcome.status is Status.WRITTEN and outcome.plan:
             log.info(
@@ -357,9 +364,8 @@ def watch_command(
                 (time.perf_counter() - started) * 1000,
             )
 
-    scheduler = Scheduler(
-        handle, quiet=settings.quiet_ms / 1000, closes_known=closes_known, workers=settings.workers
-    )
+    quiet = settings.quiet_ms / 1000
+    scheduler = Scheduler(handle, quiet=quiet, closes_known=closes_known, workers=settings.workers)
     stop, ready = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -379,6 +385,7 @@ def watch_command(
             "poll": settings.poll,
             "ready": ready,
             "on_rescan": lambda: log.warning("event queue overflowed; rescanned"),
+            "on_polling": lambda: scheduler.expect_no_closes(max(quiet, POLL_QUIET)),
         },
         name="scribe-watcher",
         daemon=True,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from scribe.errors import ContentChanged, Skipped
+from scribe.errors import ContentChanged, FileBusy, Skipped
 from scribe.events import Event, EventKind
 from scribe.files import DEFAULT_MAX_FILE_BYTES, TextFile, read_text, sha256, write_cas
 from scribe.frontmatter import without
@@ -40,6 +40,7 @@ class Status(StrEnum):
     GONE = "gone"  # deleted before it could be read
     DELETED = "deleted"
     CONFLICT = "conflict"  # kept changing while Scribe tried to write it; left alone
+    BUSY = "busy"  # open for writing by another process; its close brings it back
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,10 @@ class Engine:
         except ContentChanged:
             log.info("%s changed while planning; re-planning", file.rel)
             return None
+        except FileBusy:
+            return Outcome(
+                file.rel, Status.BUSY, plan, "open for writing by another process; left alone"
+            )
         self._remember(file.rel, data, self._masked(plan.new_text), file)
         return Outcome(file.rel, Status.WRITTEN, plan)
 

@@ -52,3 +52,8 @@ class Skipped(ScribeError):
 
 class ContentChanged(ScribeError):
     """The file changed between planning and writing; the write was not made."""
+
+
+class FileBusy(ScribeError):
+    """Another process holds the file open for writing; replacing it now would send
+    the rest of that writer's bytes to a deleted file."""

@@ -9,6 +9,7 @@ and a move out of the tree is a deletion.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -92,8 +93,12 @@ class InotifyTree:
                     files.append(rel)
         self.known.update(files)
         if not initial:
-            for rel in files:  # created before its directory's watch existed
-                self.emit(Change(EventKind.CREATED, rel, closed=True))
+            # Created before its directory's watch existed. Not ``closed``: its writer
+            # may still be writing (``cp -r``, ``mkdir d && editor d/x``), and a rewrite
+            # now would swap the file away under it and lose the rest of its writes.
+            # Its close, if still to come, is reported by the new watch.
+            for rel in files:
+                self.emit(Change(EventKind.CREATED, rel))
         return files
 
     def _drop_tree(self, rel_dir: str) -> None:
@@ -101,10 +106,8 @@ class InotifyTree:
         for wd, path in list(self.dirs.items()):
             if path == rel_dir or path.startswith(prefix):
                 del self.dirs[wd]
-                try:
+                with contextlib.suppress(OSError):  # already gone with its directory
                     self.inotify.rm_watch(wd)
-                except OSError:
-                    pass  # already gone with its directory
         for rel in sorted(p for p in self.known if p.startswith(prefix)):
             self.known.discard(rel)
             self.emit(Change(EventKind.DELETED, rel, closed=True))
@@ -147,7 +150,9 @@ class InotifyTree:
         for rel in sorted(self.known - found):
             self.emit(Change(EventKind.DELETED, rel, closed=True))
         for rel in sorted(found):
-            self.emit(Change(EventKind.MODIFIED, rel, closed=True))
+            # Not ``closed``: an overflow comes with a burst of writes (a checkout, a
+            # copy), some perhaps still under way; their closes are reported as usual.
+            self.emit(Change(EventKind.MODIFIED, rel))
         self.known = found
 
     def _add_tree_quiet(self) -> list[str]:
@@ -162,6 +167,15 @@ class InotifyTree:
             if path:
                 self._gone(path, is_dir)
         self._unpaired.clear()
+
+    def _settle_unpaired(self, rel: str) -> None:
+        """A path moved away (not yet known to be out of the tree) is being reused:
+        report it gone now, before the new arrival, not after it at the next flush
+        (which would delete what was just created, or unwatch a new directory)."""
+        for cookie, (path, is_dir) in list(self._unpaired.items()):
+            if path == rel:
+                del self._unpaired[cookie]
+                self._gone(path, is_dir)
 
     def _gone(self, path: str, is_dir: bool) -> None:
         if is_dir:
@@ -186,11 +200,18 @@ class InotifyTree:
             return
         if mask & F.MOVED_TO:
             source, _ = self._unpaired.pop(event.cookie, ("", is_dir))
+            self._settle_unpaired(rel)
             if not ignored:
                 self._moved_in(source, rel, is_dir)
-            elif source:  # renamed to an ignored name (e.g. a backup~): gone
+            elif source and (is_dir or not os.path.lexists(self.root / source)):
+                # Renamed to an ignored name (e.g. a backup~): gone. Unless something
+                # already stands in its place: Scribe's own write (RENAME_EXCHANGE with
+                # its temp file, whose other half was reported as a modification) or
+                # an editor's backup-then-write, whose new file reports itself.
                 self._gone(source, is_dir)
             return
+        if mask & F.CREATE:
+            self._settle_unpaired(rel)
         if ignored:
             return
         if is_dir:
@@ -218,6 +239,12 @@ class InotifyTree:
                 self._move_tree(source, rel)
             else:
                 self._add_tree(rel)
+            return
+        if source and rel in self.known:
+            # Renamed over an existing file (an editor's "safe write" from a temp name
+            # Scribe does not know): the file was replaced, so it was modified.
+            self._gone(source, is_dir=False)
+            self.emit(Change(EventKind.MODIFIED, rel, closed=True))
             return
         if source:
             self.known.discard(source)

@@ -9,6 +9,7 @@ costs one rewrite and a file is never planned twice at once.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from collections import deque
@@ -19,13 +20,14 @@ from datetime import UTC, datetime
 from scribe.events import Event, EventKind, merge_kinds
 from scribe.watch import Change
 
+log = logging.getLogger("scribe")
+
 
 @dataclass
 class _Pending:
     kind: EventKind
     source_path: str  # where a move came from (else the path itself)
     last_change: float  # monotonic
-    wall_time: datetime
     closed: bool
     live: bool
     version: int
@@ -55,9 +57,18 @@ class Scheduler:
         self._inflight: set[str] = set()
         self._version = 0
         self._stopping = False
-        self._threads = [threading.Thread(target=self._work, name=f"scribe-worker-{i}", daemon=True) for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"scribe-worker-{i}", daemon=True)
+            for i in range(workers)
+        ]
         self.processed = 0
         self.coalesced = 0
+
+    def expect_no_closes(self, quiet: float) -> None:
+        """The source can no longer report closes (it fell back to polling): from
+        now on a file is ready after ``quiet`` seconds without a change."""
+        with self._cond:
+            self._open_quiet = quiet
 
     def start(self) -> None:
         for thread in self._threads:
@@ -72,7 +83,7 @@ class Scheduler:
             pending = self._pending.get(path)
             if pending is None:
                 source = change.path if change.kind is EventKind.MOVED else path
-                pending = _Pending(change.kind, source, now, datetime.now(UTC), change.closed, live, self._version)
+                pending = _Pending(change.kind, source, now, change.closed, live, self._version)
                 self._pending[path] = pending
             else:
                 self.coalesced += 1
@@ -81,7 +92,7 @@ class Scheduler:
                     del self._pending[path]
                     return
                 pending.kind = kind
-                pending.last_change, pending.wall_time = now, datetime.now(UTC)
+                pending.last_change = now
                 pending.closed = change.closed
                 pending.live = pending.live or live
                 pending.version = self._version
@@ -129,10 +140,16 @@ class Scheduler:
                     kind,
                     source if kind is EventKind.MOVED else path,
                     dest=path if kind is EventKind.MOVED else None,
-                    time=pending.wall_time,
+                    # now() is the moment handling starts, so a stamp is never older
+                    # than the content it is written into.
+                    time=datetime.now(UTC),
                     source="watcher" if pending.live else "scan",
                 )
                 self._handle(event)
+            except Exception:
+                # One file's failure (disk full, a directory removed mid-write...) must
+                # not kill the worker: with every worker gone, watching stops silently.
+                log.exception("failed to process %s", path)
             finally:
                 with self._cond:
                     self._inflight.discard(path)

@@ -2,19 +2,19 @@
 
 On Linux, inotify is read directly: it tells when a writer *closes* a file
 (``IN_CLOSE_WRITE``), so Scribe can act the moment a save completes instead of
-guessing with a timer, and it blocks while idle instead of ticking. Everywhere else,
-and with ``--poll`` (network drives, WSL, bind mounts) or when the inotify watch
-limit is reached, watchfiles reports changes and a short quiet window stands in for
-the close. Both report ``Change`` records to the same callback.
+guessing with a timer, and it blocks while idle instead of ticking. Everywhere else
+watchfiles reports changes; with ``--poll`` (network drives, WSL, bind mounts) or
+when the inotify watch limit is reached, the tree is polled. Without closes, a short
+quiet window stands in for them. All report ``Change`` records to the same callback.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +28,23 @@ from scribe.files import TEMP_PREFIX, TEMP_SUFFIX
 log = logging.getLogger("scribe")
 
 #: Directories never watched or scanned.
-IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".scribe", "node_modules", "__pycache__", ".venv", ".tox"})
+IGNORED_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".scribe", "node_modules", "__pycache__", ".venv", ".tox"}
+)
 #: Editor swap, backup and temp files, and Scribe's own temp files.
-IGNORED_FILES = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", f"{TEMP_PREFIX}*{TEMP_SUFFIX}")
+IGNORED_FILES = (
+    "*.swp",
+    "*.swx",
+    "*.swo",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
+    "*.tmp",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    f"{TEMP_PREFIX}*{TEMP_SUFFIX}",
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +67,16 @@ Emit = Callable[[Change], None]
 class Ignore:
     """Decides which repository-relative paths Scribe leaves alone."""
 
-    def __init__(self, root: Path, globs: list[str] | tuple[str, ...] = (), *, gitignore: bool = False) -> None:
+    def __init__(
+        self, root: Path, globs: list[str] | tuple[str, ...] = (), *, gitignore: bool = False
+    ) -> None:
         self._files = glob.compile(list(IGNORED_FILES), flags=glob.DOTGLOB)
-        self._globs = glob.compile(list(globs), flags=glob.GLOBSTAR | glob.DOTGLOB | glob.BRACE) if globs else None
-        self._git: pathspec.PathSpec | None = None
+        self._globs = (
+            glob.compile(list(globs), flags=glob.GLOBSTAR | glob.DOTGLOB | glob.BRACE)
+            if globs
+            else None
+        )
+        self._git: pathspec.GitIgnoreSpec | None = None
         gitignore_file = root / ".gitignore"
         if gitignore and gitignore_file.is_file():
             lines = gitignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -120,25 +140,92 @@ def watch(
     *,
     poll: bool = False,
     on_rescan: Callable[[], None] = lambda: None,
+    on_polling: Callable[[], None] = lambda: None,
     ready: threading.Event | None = None,
 ) -> None:
     """Report changes under ``root`` to ``emit`` until ``stop`` is set.
 
     ``ready`` is set once every directory is being watched. Never returns early:
-    if inotify cannot be used, it polls instead.
+    if inotify cannot be used, it polls instead, and calls ``on_polling`` first
+    (polling sees no closes, and sees changes up to ``POLL_INTERVAL`` late).
     """
+    report_all = False
     if not poll and sys.platform.startswith("linux"):
         try:
-            _watch_inotify(root, ignore, emit, stop, on_rescan=on_rescan, ready=ready)
-            return
+            if not _watch_inotify(root, ignore, emit, stop, on_rescan=on_rescan, ready=ready):
+                return
+            # The limit was reached on a new directory while running: what changed since
+            # (that directory's files included) is unknown, so report every file.
+            report_all = True
         except WatchLimitReached:
-            log.warning(_watch_limit_help())
-            poll = True
-    _watch_watchfiles(root, ignore, emit, stop, poll=poll, ready=ready)
+            pass
+        log.warning(_watch_limit_help())
+        poll = True
+    if poll:
+        on_polling()
+        _watch_polling(root, ignore, emit, stop, ready=ready, report_all=report_all)
+    else:
+        _watch_watchfiles(root, ignore, emit, stop, poll=False, ready=ready)
+
+
+#: Seconds between two looks at the tree when polling (longer if a look takes longer).
+POLL_INTERVAL = 0.1
+
+
+def _snapshot(root: Path, ignore: Ignore) -> dict[str, tuple[int, int, int]]:
+    found: dict[str, tuple[int, int, int]] = {}
+    for rel in scan(root, ignore):
+        try:
+            st = os.lstat(root / rel)
+        except OSError:
+            continue  # gone since the scan saw it
+        found[rel] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    return found
+
+
+def _watch_polling(
+    root: Path,
+    ignore: Ignore,
+    emit: Emit,
+    stop: threading.Event,
+    *,
+    ready: threading.Event | None,
+    report_all: bool,
+) -> None:
+    """Compare every file's ``lstat`` with the previous look.
+
+    Not watchfiles' poller: it compares modification times in whole seconds, so a
+    save in the same second as the change before it was never reported. This one
+    also skips ignored directories instead of walking them.
+    """
+    before = _snapshot(root, ignore)
+    if ready is not None:
+        ready.set()
+    for rel in sorted(before) if report_all else ():
+        emit(Change(EventKind.MODIFIED, rel))
+    pause = POLL_INTERVAL
+    while not stop.wait(pause):
+        started = time.monotonic()
+        after = _snapshot(root, ignore)
+        for rel in sorted(before.keys() - after.keys()):
+            emit(Change(EventKind.DELETED, rel))
+        for rel, signature in sorted(after.items()):
+            if rel not in before:
+                emit(Change(EventKind.CREATED, rel))
+            elif before[rel] != signature:
+                emit(Change(EventKind.MODIFIED, rel))
+        before = after
+        pause = max(POLL_INTERVAL, time.monotonic() - started)  # at most half the time looking
 
 
 def _watch_watchfiles(
-    root: Path, ignore: Ignore, emit: Emit, stop: threading.Event, *, poll: bool, ready: threading.Event | None
+    root: Path,
+    ignore: Ignore,
+    emit: Emit,
+    stop: threading.Event,
+    *,
+    poll: bool,
+    ready: threading.Event | None,
 ) -> None:
     import watchfiles
 
@@ -149,7 +236,9 @@ def _watch_watchfiles(
     }
 
     def relative(path: str) -> str:
-        return Path(path).resolve().relative_to(root).as_posix() if Path(path).is_absolute() else path
+        return (
+            Path(path).resolve().relative_to(root).as_posix() if Path(path).is_absolute() else path
+        )
 
     def keep(_change: watchfiles.Change, path: str) -> bool:
         try:
@@ -188,12 +277,18 @@ def _watch_inotify(
     *,
     on_rescan: Callable[[], None],
     ready: threading.Event | None,
-) -> None:
+) -> bool:
+    """Watch until ``stop``; True if it gave up on reaching the watch limit while
+    running (reaching it at the start raises ``WatchLimitReached``)."""
     from scribe.inotify import InotifyTree
 
     with InotifyTree(root, ignore, emit) as tree:
         if ready is not None:
             ready.set()
         while not stop.is_set():
-            if tree.read(timeout_ms=250):
-                on_rescan()
+            try:
+                if tree.read(timeout_ms=250):
+                    on_rescan()
+            except WatchLimitReached:
+                return True
+    return False
