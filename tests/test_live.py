@@ -232,6 +232,23 @@ def test_a_file_still_being_written_in_a_new_directory_is_not_cut_short(
     assert settled(note)
 
 
+def test_a_save_that_truncates_then_pauses_is_never_cut_short(repo: Path, scribe: Start) -> None:
+    """Save, then at once reopen the file (truncating it), pause and write: Scribe,
+    busy with the first save, must not replace the file while the second is open."""
+    proc = scribe()
+    note = repo / "slow.md"
+    for n in range(1, 16):
+        save_in_place(note, f"quick {n}\n")
+        with open(note, "w", encoding="utf-8") as f:
+            f.flush()
+            time.sleep(0.02)  # the writer's own pause, mid-save: part of the scenario
+            f.write(f"slow {n}\n")
+        assert wait_until(lambda n=n: stamped(note, f"slow {n}\n"), 10), (
+            f"save {n}: {read(note)!r}\n{proc.log()[-2000:]}"
+        )
+    assert settled(note)
+
+
 # -- the process ---------------------------------------------------------------
 
 

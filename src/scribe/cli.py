@@ -160,7 +160,7 @@ def _report_problems(outcomes: Iterable[Outcome]) -> int:
     for outcome in outcomes:
         if outcome.status is Status.SKIPPED and outcome.reason:
             err.print(f"[yellow]skipped[/] {outcome.path}: {outcome.reason}")
-        elif outcome.status in (Status.CONFLICT, Status.BUSY):
+        elif outcome.status in (Status.CONFLICT, Status.BUSY, Status.FAILED):
             failures += 1
             err.print(f"[red]not written[/] {outcome.path}: {outcome.reason}")
         for failure in outcome.failures:

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from scribe.errors import ContentChanged, FileBusy, Skipped
 from scribe.events import Event, EventKind
-from scribe.files import DEFAULT_MAX_FILE_BYTES, TextFile, read_text, sha256, write_cas
+from scribe.files import (
+    DEFAULT_MAX_FILE_BYTES,
+    TextFile,
+    enable_writer_probe,
+    read_text,
+    sha256,
+    write_cas,
+)
 from scribe.frontmatter import without
 from scribe.plan import Failure, Plan, plan_file
 from scribe.rules.match import CompiledRule
@@ -41,6 +48,7 @@ class Status(StrEnum):
     DELETED = "deleted"
     CONFLICT = "conflict"  # kept changing while Scribe tried to write it; left alone
     BUSY = "busy"  # open for writing by another process; its close brings it back
+    FAILED = "failed"  # the write itself failed (disk full, permissions...)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Engine:
         regex_timeout: float = 1.0,
     ) -> None:
         self.root = root.resolve()
+        enable_writer_probe()
         self.state = state or State(None)
         self.dry_run = dry_run
         self.max_file_bytes = max_file_bytes
@@ -158,6 +167,8 @@ class Engine:
             return Outcome(
                 file.rel, Status.BUSY, plan, "open for writing by another process; left alone"
             )
+        except OSError as exc:  # the file is left as it was; say why it was not written
+            return Outcome(file.rel, Status.FAILED, plan, f"could not write: {exc}")
         self._remember(file.rel, data, self._masked(plan.new_text), file)
         return Outcome(file.rel, Status.WRITTEN, plan)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import codecs
 import ctypes
 import errno
+import fcntl
 import hashlib
 import os
+import signal
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from scribe.errors import ContentChanged, Skipped
+from scribe.errors import ContentChanged, FileBusy, Skipped
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 TEMP_PREFIX = ".scribe-"
@@ -87,7 +89,9 @@ def read_text(root: Path, rel: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) 
     when the file is gone.
     """
     real = resolve_inside(root, rel)
-    fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
+    # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; fstat
+    # then says it is not a regular file. Reads of regular files ignore the flag.
+    fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -148,6 +152,56 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
+_F_SETLEASE = getattr(fcntl, "F_SETLEASE", None)
+_writer_probe = False
+
+
+def enable_writer_probe() -> bool:
+    """Let ``write_cas`` ask the kernel whether a file is open for writing.
+
+    The question is a Linux read lease: taking one fails with EAGAIN while any
+    process has the file open for writing; it is released at once. A lease broken
+    in that instant is signalled with SIGIO, whose default action ends the process,
+    so SIGIO is ignored; that is only possible from the main thread. Returns
+    whether the probe is on.
+    """
+    global _writer_probe
+    if not _writer_probe and _F_SETLEASE is not None:
+        try:
+            signal.signal(signal.SIGIO, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            return False
+        _writer_probe = True
+    return _writer_probe
+
+
+def _has_writer(fd: int) -> bool:
+    if not _writer_probe:
+        return False
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        # EAGAIN: open for writing. Anything else (not the owner, a file system
+        # without leases): the kernel cannot tell us, so rely on the hash checks.
+        return exc.errno == errno.EAGAIN
+    fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+    return False
+
+
+def _read_unless_busy(path: Path, rel: str) -> bytes | None:
+    """Content of ``path`` (None if gone); ``FileBusy`` if someone is writing it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    try:
+        if _has_writer(fd):
+            raise FileBusy(f"{rel} is open for writing by another process")
+        return _read_all(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -161,19 +215,24 @@ def write_cas(file: TextFile, data: bytes) -> None:
 
     Temp file in the same directory, fsync, atomic swap, directory fsync; the mode
     is kept. On Linux the swap is a ``RENAME_EXCHANGE``, so the content displaced
-    is checked *after* the swap and given back if someone wrote in the meantime:
-    no window exists in which a concurrent save can be lost. Raises
-    ``ContentChanged`` when the file no longer holds what the plan was made from.
+    is checked *after* the swap and given back if someone wrote in the meantime.
+    Raises ``ContentChanged`` when the file no longer holds what the plan was made
+    from, and ``FileBusy`` when another process has it open for writing (a writer
+    that truncated the file and has not finished would otherwise keep writing into
+    the replaced, deleted file: see ``enable_writer_probe``).
     """
     target = file.path
-    current = _read_path(target)
+    current = _read_unless_busy(target, file.rel)
     if current is None or sha256(current) != file.sha256:
         raise ContentChanged(file.rel)
-    tmp = target.with_name(f"{TEMP_PREFIX}{target.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
+    unique = f"{os.getpid()}.{os.urandom(4).hex()}"
+    # Only a prefix of the name: a long name plus our affixes must fit NAME_MAX.
+    tmp = target.with_name(f"{TEMP_PREFIX}{target.name[:40]}.{unique}{TEMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, file.mode)
     try:
         try:
             os.fchmod(fd, file.mode)
+            ours = os.fstat(fd).st_ino
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -185,7 +244,7 @@ def write_cas(file: TextFile, data: bytes) -> None:
         except FileNotFoundError:
             raise ContentChanged(file.rel) from None  # deleted since we read it
         if swapped:
-            _settle_exchange(file, data, tmp)
+            _settle_exchange(file, (ours, data), tmp)
         else:
             if sha256(_read_path(target) or b"") != file.sha256:
                 raise ContentChanged(file.rel)
@@ -196,18 +255,53 @@ def write_cas(file: TextFile, data: bytes) -> None:
     _fsync_dir(target.parent)
 
 
-def _settle_exchange(file: TextFile, ours: bytes, tmp: Path) -> None:
+def _settle_exchange(file: TextFile, ours: tuple[int, bytes], tmp: Path) -> None:
     """After a swap, make sure the displaced content was the planned-from content.
 
-    If it was not, a user saved between our last check and the swap: swap back so
-    their newest bytes stand at the target, then report the conflict.
+    If it was not, a user saved between our last check and the swap: give the
+    target back their newest save (``_restore_newest``), then report the conflict.
     """
-    displaced = _read_path(tmp)
+    try:
+        displaced = _read_unless_busy(tmp, file.rel)
+    except FileBusy:
+        # A writer opened the file just before the swap: its bytes go to the
+        # displaced file, so that file must stand at the target, not ours.
+        _restore_newest(file.path, tmp, ours)
+        raise
     if displaced is not None and sha256(displaced) == file.sha256:
         return
-    _exchange(str(tmp), str(file.path))  # target: the user's save; tmp: ours, or newer
-    leftover = _read_path(tmp)
-    if leftover is not None and leftover != ours:
-        # The user saved again over our bytes before we swapped back: that is newest.
-        _exchange(str(tmp), str(file.path))
+    _restore_newest(file.path, tmp, ours)
     raise ContentChanged(file.rel)
+
+
+def _identity(path: Path) -> tuple[int, bytes] | None:
+    """Inode and content of ``path``; None when it is gone."""
+    try:
+        ino = os.lstat(path).st_ino
+    except FileNotFoundError:
+        return None
+    data = _read_path(path)
+    return None if data is None else (ino, data)
+
+
+def _restore_newest(target: Path, tmp: Path, placed: tuple[int, bytes]) -> None:
+    """Swap a displaced save (at ``tmp``) back into ``target``, unless newer is there.
+
+    ``placed`` is what we last put at the target. A save made since replaced or
+    rewrote it, and is newer than the one at ``tmp``: leave it. Each swap-back is
+    checked the same way, since a save can land between the check and the swap:
+    what it displaced must be ``placed``, or it is newer and goes back in turn.
+    (A single unconditional swap-back lost the newest save in that case.)
+    """
+    for _ in range(100):
+        candidate = _identity(tmp)
+        if candidate is None or _identity(target) != placed:
+            return
+        try:
+            if not _exchange(str(tmp), str(target)):
+                return
+        except FileNotFoundError:
+            return
+        if _identity(tmp) == placed:
+            return
+        placed = candidate

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +22,6 @@ from scribe.errors import ScribeError
 
 _OPEN = re.compile(r"---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
-_INLINE_STYLES = (None, "", "'", '"')  # libyaml reports plain style as ""
 
 
 class FrontmatterError(ScribeError):
@@ -47,6 +46,19 @@ _Loader.add_implicit_resolver(
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
 )
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    # YAML 1.2 core: a leading zero is decimal (PyYAML's 1.1 constructor reads it as
+    # octal, and raised ValueError on ``08``).
+    text = str(loader.construct_scalar(node))
+    try:
+        return int(text, 16) if text.startswith("0x") else int(text, 10)
+    except ValueError:  # explicitly tagged (``!!int 0b101``): as YAML 1.1 reads it
+        return int(yaml.constructor.SafeConstructor.construct_yaml_int(loader, node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -87,7 +99,69 @@ class _Entry:
     key: str
     key_start: int
     key_end: int
-    value: yaml.Node
+    #: Where the value's own text sits (anchor and tag included). Taken from the
+    #: event stream, not from composed nodes: an alias's node is the anchored one,
+    #: elsewhere in the block, and a block collection's node ends at the next key,
+    #: past any comment or blank line in between.
+    start: int
+    end: int  # after the value's last character; trailing blank lines excluded
+    quote: str | None  # "'" or '"' for a quoted scalar
+    inline: bool  # a one-line scalar, alias or [flow] collection: replaced in place
+
+
+def _value_span(first: yaml.Event, events: Iterator[yaml.Event]) -> tuple[int, int]:
+    """Consume the events of one node starting with ``first``; return its text span."""
+    start = end = _index(first.start_mark)
+    flow: list[bool] = []
+    event = first
+    while True:
+        if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+            end = _index(event.end_mark)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            flow.append(bool(event.flow_style))
+            if event.flow_style:
+                end = _index(event.end_mark)
+        elif isinstance(event, yaml.CollectionEndEvent) and flow.pop():
+            end = _index(event.end_mark)  # a block end's mark is where the next token starts
+        if not flow:
+            return start, end
+        event = next(events)
+
+
+def _index(mark: Any) -> int:
+    return int(mark.index)  # libyaml marks every event
+
+
+def _entries(source: str, offset: int) -> Iterator[_Entry]:
+    """The top-level entries of the mapping in ``source`` (already known to parse)."""
+    events = iter(yaml.parse(source, Loader=_Loader))
+    if not any(isinstance(event, yaml.MappingStartEvent) for event in events):
+        return
+    for key in events:
+        if isinstance(key, yaml.MappingEndEvent):
+            return
+        key_span = _value_span(key, events)
+        value = next(events)
+        start, end = _value_span(value, events)
+        end = start + len(source[start:end].rstrip(" \t\r\n"))  # a block scalar takes blank lines
+        if not isinstance(key, yaml.ScalarEvent):
+            continue
+        quote = None
+        if isinstance(value, yaml.ScalarEvent) and value.style in ("'", '"'):
+            quote = value.style
+        inline = (
+            isinstance(value, yaml.ScalarEvent | yaml.AliasEvent)
+            or (isinstance(value, yaml.CollectionStartEvent) and bool(value.flow_style))
+        ) and not any(ch in source[start:end] for ch in "\r\n")
+        yield _Entry(
+            str(key.value),
+            offset + key_span[0],
+            offset + key_span[1],
+            offset + start,
+            offset + end,
+            quote,
+            inline,
+        )
 
 
 class Frontmatter:
@@ -113,6 +187,8 @@ class Frontmatter:
             where = f" (frontmatter line {mark.line + 1})" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise FrontmatterError(f"invalid YAML in frontmatter{where}: {problem}") from None
+        except ValueError as exc:  # a value its tag cannot hold: ``!!int x``, a 13th month
+            raise FrontmatterError(f"invalid value in frontmatter: {exc}") from None
         finally:
             loader.dispose()
         if node is None:
@@ -121,15 +197,8 @@ class Frontmatter:
             raise FrontmatterError("frontmatter is not a mapping of fields")
         if node.flow_style:
             raise FrontmatterError("frontmatter written as a {flow: mapping} cannot be edited")
-        offset = block.yaml_start
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                self._entries[str(key_node.value)] = _Entry(
-                    str(key_node.value),
-                    offset + key_node.start_mark.index,
-                    offset + key_node.end_mark.index,
-                    value_node,
-                )
+        for entry in _entries(source, block.yaml_start):
+            self._entries[entry.key] = entry
         self.data = {str(k): v for k, v in data.items()}
         first = node.value[0][0] if node.value else None
         if first is not None:
@@ -144,80 +213,122 @@ class Frontmatter:
         return self.text[self.body_start :]
 
     def __contains__(self, key: str) -> bool:
-        return key in self._entries
+        return key in self.data  # also a field a merge key (``<<``) brings in
 
     # -- edits -------------------------------------------------------------------
 
     def set(self, key: str, value: Any) -> str:
         """Document text with ``key`` set to ``value`` (added at the end if new)."""
+        others = {k: v for k, v in self.data.items() if k != key}
         entry = self._entries.get(key)
         if entry is None:
-            return self._add(key, value)
-        node = entry.value
-        start = node.start_mark.index + self._offset
-        end = node.end_mark.index + self._offset
-        if isinstance(node, yaml.ScalarNode) and node.style in _INLINE_STYLES and start < end:
-            if "\n" not in self.text[start:end] and "\r" not in self.text[start:end]:
-                rendered = render_value(value, quote=node.style or None)
-                return self.text[:start] + rendered + self.text[end:]
-        # Empty, block-style or multi-line value: rewrite everything after the colon.
-        colon = self.text.index(":", entry.key_end) + 1
-        if start == end:
-            return self.text[:colon] + " " + render_value(value) + self.text[colon:]
-        segment = self.text[colon:end]
-        kept_tail = len(segment) - len(segment.rstrip("\r\n"))
-        return self.text[:colon] + " " + render_value(value) + self.text[end - kept_tail :]
+            return self._checked(self._add(key, value), "set", key, others)
+        start, end = entry.start, entry.end
+        if start == end:  # empty value: libyaml places it right after the colon
+            text = self.text[:start] + " " + render_value(value) + self.text[start:]
+        elif entry.inline:
+            # One line: replace exactly the value, keeping a trailing comment.
+            text = self.text[:start] + render_value(value, quote=entry.quote) + self.text[end:]
+        else:
+            # Block-style or multi-line value: rewrite from the colon to its last line's end.
+            colon = self.text.index(":", entry.key_end) + 1
+            rest = self.text[_line_end(self.text, end) :]
+            text = self.text[:colon] + " " + render_value(value) + rest
+        return self._checked(text, "set", key, others)
 
     def remove(self, *keys: str) -> str:
         """Document text without the given keys (missing keys are ignored)."""
-        spans = sorted((self._line_span(self._entries[k]) for k in keys if k in self._entries), reverse=True)
+        spans = {self._line_span(self._entries[k]) for k in keys if k in self._entries}
         text = self.text
-        for start, end in spans:
+        for start, end in sorted(spans, reverse=True):
             text = text[:start] + text[end:]
-        return text
+        present = [k for k in keys if k in self.data]
+        if not present:
+            return text
+        others = {k: v for k, v in self.data.items() if k not in keys}
+        return self._checked(text, "remove", present[0], others)
 
     def rename(self, old: str, new: str) -> str:
         """Document text with key ``old`` renamed to ``new``, its value untouched."""
         entry = self._entries.get(old)
         if entry is None or old == new:
             return self.text
-        if new in self._entries:
+        if new in self.data:
             raise FrontmatterError(f"cannot rename {old!r} to {new!r}: {new!r} already exists")
-        return self.text[: entry.key_start] + render_value(new) + self.text[entry.key_end :]
+        text = self.text[: entry.key_start] + _render_key(new) + self.text[entry.key_end :]
+        expect = {(new if k == old else k): v for k, v in self.data.items()}
+        return self._checked(text, "rename", old, expect)
 
     def ensure(self, defaults: Mapping[str, Any]) -> str:
         """Document text with a frontmatter block holding every key of ``defaults``."""
         if self.block is None:
             newline = "\r\n" if "\r\n" in self.text else "\n"
-            lines = "".join(f"{render_value(k)}: {render_value(v)}{newline}" for k, v in defaults.items())
+            lines = "".join(
+                f"{_render_key(k)}: {render_value(v)}{newline}" for k, v in defaults.items()
+            )
             return f"---{newline}{lines}---{newline}{self.text}"
         text = self.text
         for key, value in defaults.items():
-            if key not in self._entries:
+            if key not in self.data:
                 text = Frontmatter(text).set(key, value)
         return text
 
     # -- internals ---------------------------------------------------------------
 
-    @property
-    def _offset(self) -> int:
-        return self.block.yaml_start if self.block else 0
+    def _checked(self, text: str, action: str, key: str, others: Mapping[str, Any]) -> str:
+        """``text``, once re-parsing it shows every field but ``key`` just as ``others``.
+
+        Anchors, aliases, merge keys and duplicate keys tie fields together, so an
+        edit of one could silently change (or break) another: refuse those instead.
+        """
+        try:
+            after = Frontmatter(text).data
+        except FrontmatterError as exc:
+            raise FrontmatterError(
+                f"cannot {action} {key!r}: the result would not parse ({exc})"
+            ) from None
+        if action == "set":
+            if key not in after:
+                raise FrontmatterError(f"cannot set {key!r}: it would not read back")
+            after = {k: v for k, v in after.items() if k != key}
+        if not _same(after, others):
+            raise FrontmatterError(
+                f"cannot {action} {key!r} on its own: anchors, aliases, merge keys or "
+                "duplicate keys tie it to other fields"
+            )
+        return text
 
     def _add(self, key: str, value: Any) -> str:
         if self.block is None:
             return self.ensure({key: value})
         nl = self.block.newline
-        line = f"{self._indent}{render_value(key)}: {render_value(value)}{nl}"
+        line = f"{self._indent}{_render_key(key)}: {render_value(value)}{nl}"
         at = self.block.yaml_end
         return self.text[:at] + line + self.text[at:]
 
     def _line_span(self, entry: _Entry) -> tuple[int, int]:
         start = self.text.rfind("\n", 0, entry.key_start) + 1
-        end = entry.value.end_mark.index + self._offset
-        if end > start and self.text[end - 1] == "\n":
-            return start, end
-        newline = self.text.find("\n", end)
+        newline = self.text.find("\n", max(entry.end, entry.key_end))
         return start, (len(self.text) if newline < 0 else newline + 1)
+
+
+def _line_end(text: str, at: int) -> int:
+    """Where the line holding ``at`` ends (before its newline)."""
+    newline = text.find("\n", at)
+    if newline < 0:
+        return len(text)
+    return newline - 1 if newline > at and text[newline - 1] == "\r" else newline
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal data, types included (``1`` is not ``True``); NaN equals NaN."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and bool(a == b)
 
 
 def parse(text: str) -> Frontmatter:
@@ -225,16 +336,26 @@ def parse(text: str) -> Frontmatter:
     return Frontmatter(text)
 
 
+class YamlText(str):
+    """Text meant as a YAML scalar, as a template renders it: written plain when YAML
+    reads that back as one scalar of that text, so ``2024-05-01`` stays a date and
+    ``3`` a number. A plain ``str`` is always written so that it reads back a string."""
+
+    __slots__ = ()
+
+
 def render_value(value: Any, *, quote: str | None = None, flow: bool = False) -> str:
     """One-line YAML for ``value``, written the way a person would type it.
 
-    A string stays plain when YAML reads it back as the same text, otherwise it is
-    quoted (in ``quote`` style when the value it replaces was quoted).
+    A string stays plain when YAML reads it back as the same string (both YAML 1.2,
+    as Scribe reads it, and YAML 1.1, as PyYAML and many site generators do: ``no``
+    and ``2024-05-01`` get quoted), otherwise it is quoted (in ``quote`` style when
+    the value it replaces was quoted).
     """
     if isinstance(value, str):
         if quote == '"' or _needs_double_quotes(value):
-            return json.dumps(value, ensure_ascii=False)
-        if quote == "'" or not _is_plain_safe(value, flow=flow):
+            return _double_quoted(value)
+        if quote == "'" or not _is_plain_safe(value, flow=flow, typed=isinstance(value, YamlText)):
             return "'" + value.replace("'", "''") + "'"
         return value
     if value is None:
@@ -252,32 +373,67 @@ def render_value(value: Any, *, quote: str | None = None, flow: bool = False) ->
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        items = (f"{render_value(k, flow=True)}: {render_value(v, flow=True)}" for k, v in value.items())
+        items = (
+            f"{render_value(k, flow=True)}: {render_value(v, flow=True)}" for k, v in value.items()
+        )
         return "{" + ", ".join(items) + "}"
     if isinstance(value, Iterable):
         return "[" + ", ".join(render_value(v, flow=True) for v in value) + "]"
     return render_value(str(value))
 
 
+# Characters YAML cannot hold as they are (not printable, or line breaks that would
+# be folded: NEL, LS, PS) and a BOM, which libyaml skips at the start of a line.
+_UNQUOTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
 def _needs_double_quotes(value: str) -> bool:
-    return any(ch < " " or ch == "\x7f" for ch in value) or "\u2028" in value or "\u2029" in value
+    return _UNQUOTABLE.search(value) is not None
 
 
-_FLOW_UNSAFE = re.compile(r"[\[\]{},]")
+def _double_quoted(value: str) -> str:
+    """A double-quoted YAML scalar; JSON's escapes are YAML's, plus a few it leaves raw."""
+    return _UNQUOTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", json.dumps(value, ensure_ascii=False))
 
 
-def _is_plain_safe(value: str, *, flow: bool) -> bool:
-    """True when ``value`` written plain parses back as a plain scalar of that exact text."""
+# In [flow, lists] PyYAML ends a plain scalar at '?' and ':' too (libyaml does not).
+_FLOW_UNSAFE = re.compile(r"[\[\]{},?:]")
+
+
+def _is_plain_safe(value: str, *, flow: bool, typed: bool = False) -> bool:
+    """True when ``value`` written plain reads back as that string (``typed``: as a
+    plain scalar of that exact text which YAML 1.2 and 1.1 resolve alike)."""
     if not value or value != value.strip() or (flow and _FLOW_UNSAFE.search(value)):
         return False
+    document = f"k: [{value}]\n" if flow else f"k: {value}\n"
     try:
-        node = yaml.compose(f"k: {value}\n", Loader=_Loader)
+        node = yaml.compose(document, Loader=_Loader)
+        ours = yaml.load(document, Loader=_Loader)
+        theirs = yaml.load(document, Loader=yaml.SafeLoader)  # YAML 1.1: yes/no are booleans
     except yaml.YAMLError:
         return False
     if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
         return False
     scalar = node.value[0][1]
-    return isinstance(scalar, yaml.ScalarNode) and not scalar.style and scalar.value == value
+    if flow:
+        if not isinstance(scalar, yaml.SequenceNode) or len(scalar.value) != 1:
+            return False
+        scalar, ours, theirs = scalar.value[0], ours["k"][0], theirs["k"][0]
+    else:
+        ours, theirs = ours["k"], theirs["k"]
+    if not isinstance(scalar, yaml.ScalarNode) or scalar.style or scalar.value != value:
+        return False
+    return _same(ours, theirs) if typed else _same(ours, value) and _same(theirs, value)
+
+
+def _render_key(key: str) -> str:
+    """A key as a person would type it, double-quoted when plain would misread as a key."""
+    rendered = render_value(key)
+    try:
+        ok = yaml.load(f"{rendered}: v\n", Loader=_Loader) == {key: "v"}
+    except yaml.YAMLError:
+        ok = False
+    return rendered if ok else _double_quoted(key)
 
 
 def without(text: str, keys: Iterable[str]) -> str:

@@ -9,7 +9,8 @@ import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from scribe.actions import Action, FileContext
-from scribe.rules.templates import Template, compile_template
+from scribe.frontmatter import YamlText
+from scribe.rules.templates import Template, compile_template, template_context
 
 
 def _maybe_template(value: Any) -> Any:
@@ -24,13 +25,13 @@ def _maybe_template(value: Any) -> Any:
 
 def _template(value: Any) -> Template:
     if not isinstance(value, str):
-        raise ValueError("expected text")  # noqa: TRY004 - pydantic reports ValueError
+        raise ValueError("expected text")  # pydantic reports ValueError
     return compile_template(value)
 
 
 def _pattern(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError("expected a regular expression")  # noqa: TRY004
+        raise ValueError("expected a regular expression")
     try:
         regex.compile(value)
     except regex.error as exc:
@@ -58,7 +59,19 @@ def plan_set(ctx: FileContext, p: SetParams) -> str:
     fm = ctx.frontmatter
     if p.field in fm and (p.if_missing or (_is_volatile(p.value) and not ctx.may_restamp)):
         return ctx.text
-    return fm.set(p.field, ctx.render(p.value))
+    return fm.set(p.field, _field_value(ctx, p.value))
+
+
+def _field_value(ctx: FileContext, value: Any) -> Any:
+    """Render ``value`` for a field. What a template renders is YAML text, as if typed
+    after ``field: `` (``{{ now('%Y-%m-%d') }}`` stays a date, not a quoted string)."""
+    if isinstance(value, Template):
+        return YamlText(ctx.render(value))
+    if isinstance(value, list):
+        return [_field_value(ctx, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _field_value(ctx, v) for k, v in value.items()}
+    return value
 
 
 def _is_volatile(value: Any) -> bool:
@@ -96,11 +109,32 @@ def plan_replace(ctx: FileContext, p: ReplaceParams) -> str:
     flags = (regex.IGNORECASE if p.ignore_case else 0) | (regex.MULTILINE if p.multiline else 0)
     start = ctx.frontmatter.body_start if p.in_ == "body" else 0
     head, tail = ctx.text[:start], ctx.text[start:]
-    replacement = ctx.render(p.with_)
+    replacement = _replacement(ctx, p.with_)
     new_tail = regex.compile(p.pattern, flags).sub(
         replacement, tail, count=p.count, timeout=ctx.regex_timeout
     )
     return head + new_tail
+
+
+def _replacement(ctx: FileContext, template: Template) -> str:
+    """``with`` rendered for ``regex.sub``: its own text keeps ``\\1`` and ``\\g<name>``,
+    but what it inserts (captures, fields, path) is literal: a captured ``C:\\new``
+    must not become an escape."""
+    if template.compiled is None:
+        return template.source
+    fields = ctx.frontmatter.data if ctx.frontmatter.block else {}
+    context = template_context(path=ctx.path, time=ctx.time, fields=fields, captures=ctx.captures)
+    field, capture = context["field"], context["capture"]
+    context.update(
+        {name: _literal(context[name]) for name in ("path", "stem", "parent")},
+        field=lambda name, default=None: _literal(field(name, default)),
+        capture=lambda name, default="": _literal(capture(name, default)),
+    )
+    return template.render(context)
+
+
+def _literal(value: Any) -> Any:
+    return value.replace("\\", "\\\\") if isinstance(value, str) else value
 
 
 class TextParams(_Params):
@@ -116,7 +150,9 @@ def plan_append(ctx: FileContext, p: TextParams) -> str:
     body = ctx.frontmatter.body
     if not addition.strip() or body.rstrip().endswith(addition.strip()):
         return ctx.text
-    separator = "" if not body or body.endswith(("\n", "\r")) else ctx.newline
+    # Start a new line unless the file ends one; also after a closing '---' that ends
+    # the file without a newline, which text glued to it would no longer close.
+    separator = "" if not ctx.text or ctx.text.endswith(("\n", "\r")) else ctx.newline
     return ctx.text + separator + addition
 
 
@@ -126,6 +162,8 @@ def plan_prepend(ctx: FileContext, p: TextParams) -> str:
     if not addition.strip() or fm.body.lstrip().startswith(addition.strip()):
         return ctx.text
     at = fm.body_start
+    if at and not ctx.text[:at].endswith("\n"):  # closing '---' ends the file, no newline
+        addition = ctx.newline + addition
     return ctx.text[:at] + addition + ctx.text[at:]
 
 
@@ -138,7 +176,7 @@ def plan_ensure(ctx: FileContext, p: EnsureParams) -> str:
     missing = {k: v for k, v in p.defaults.items() if k not in fm}
     if fm.block is not None and not missing:
         return ctx.text
-    return fm.ensure({k: ctx.render(v) for k, v in missing.items()})
+    return fm.ensure({k: _field_value(ctx, v) for k, v in missing.items()})
 
 
 BUILTINS = (
@@ -150,10 +188,16 @@ BUILTINS = (
         stamps=lambda p: (p.field,) if _is_volatile(p.value) else (),
     ),
     Action("remove", RemoveParams, plan_remove, "Remove frontmatter fields."),
-    Action("rename_field", RenameParams, plan_rename, "Rename a frontmatter field, keeping its value."),
-    Action("replace", ReplaceParams, plan_replace, "Regex search and replace in the body (or all)."),
+    Action(
+        "rename_field", RenameParams, plan_rename, "Rename a frontmatter field, keeping its value."
+    ),
+    Action(
+        "replace", ReplaceParams, plan_replace, "Regex search and replace in the body (or all)."
+    ),
     Action("append", TextParams, plan_append, "Append text to the body unless it already ends so."),
-    Action("prepend", TextParams, plan_prepend, "Prepend text to the body unless it already starts so."),
+    Action(
+        "prepend", TextParams, plan_prepend, "Prepend text to the body unless it already starts so."
+    ),
     Action(
         "ensure_frontmatter",
         EnsureParams,
