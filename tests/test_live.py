@@ -12,6 +12,7 @@ import re
 import stat
 import threading
 import time
+from functools import partial
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -243,7 +244,7 @@ def test_a_save_that_truncates_then_pauses_is_never_cut_short(repo: Path, scribe
             f.flush()
             time.sleep(0.02)  # the writer's own pause, mid-save: part of the scenario
             f.write(f"slow {n}\n")
-        assert wait_until(lambda n=n: stamped(note, f"slow {n}\n"), 10), (
+        assert wait_until(partial(stamped, note, f"slow {n}\n"), 10), (
             f"save {n}: {read(note)!r}\n{proc.log()[-2000:]}"
         )
     assert settled(note)

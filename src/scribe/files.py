@@ -152,7 +152,7 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
-_F_SETLEASE = getattr(fcntl, "F_SETLEASE", None)
+_F_SETLEASE: int | None = getattr(fcntl, "F_SETLEASE", None)
 _writer_probe = False
 
 
@@ -176,7 +176,7 @@ def enable_writer_probe() -> bool:
 
 
 def _has_writer(fd: int) -> bool:
-    if not _writer_probe:
+    if not _writer_probe or _F_SETLEASE is None:
         return False
     try:
         fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
