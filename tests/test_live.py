@@ -12,8 +12,8 @@ import re
 import stat
 import threading
 import time
-from functools import partial
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
