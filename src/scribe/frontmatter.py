@@ -8,6 +8,7 @@ endings and every untouched value therefore stay byte for byte as they were.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -270,7 +271,7 @@ class Frontmatter:
         text = self.text
         for key, value in defaults.items():
             if key not in self.data:
-                text = Frontmatter(text).set(key, value)
+                text = parse(text).set(key, value)
         return text
 
     # -- internals ---------------------------------------------------------------
@@ -282,7 +283,7 @@ class Frontmatter:
         edit of one could silently change (or break) another: refuse those instead.
         """
         try:
-            after = Frontmatter(text).data
+            after = parse(text).data
         except FrontmatterError as exc:
             raise FrontmatterError(
                 f"cannot {action} {key!r}: the result would not parse ({exc})"
@@ -332,7 +333,22 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def parse(text: str) -> Frontmatter:
-    """Parse a document's frontmatter (raises ``FrontmatterError`` if it is unusable)."""
+    """Parse a document's frontmatter (raises ``FrontmatterError`` if it is unusable).
+
+    One rewrite looks at the same few texts many times (matching, planning, the
+    edit's own check, the fixpoint re-run, the stamp mask), so recent parses of
+    ordinary-sized documents are kept.
+    """
+    if len(text) > _CACHED_TEXT_LIMIT:
+        return Frontmatter(text)
+    return _parse_cached(text)
+
+
+_CACHED_TEXT_LIMIT = 256 * 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(text: str) -> Frontmatter:
     return Frontmatter(text)
 
 
@@ -400,6 +416,7 @@ def _double_quoted(value: str) -> str:
 _FLOW_UNSAFE = re.compile(r"[\[\]{},?:]")
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_plain_safe(value: str, *, flow: bool, typed: bool = False) -> bool:
     """True when ``value`` written plain reads back as that string (``typed``: as a
     plain scalar of that exact text which YAML 1.2 and 1.1 resolve alike)."""
@@ -409,7 +426,7 @@ def _is_plain_safe(value: str, *, flow: bool, typed: bool = False) -> bool:
     try:
         node = yaml.compose(document, Loader=_Loader)
         ours = yaml.load(document, Loader=_Loader)
-        theirs = yaml.load(document, Loader=yaml.SafeLoader)  # YAML 1.1: yes/no are booleans
+        theirs = yaml.load(document, Loader=yaml.CSafeLoader)  # YAML 1.1: yes/no are booleans
     except yaml.YAMLError:
         return False
     if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
@@ -426,6 +443,7 @@ def _is_plain_safe(value: str, *, flow: bool, typed: bool = False) -> bool:
     return _same(ours, theirs) if typed else _same(ours, value) and _same(theirs, value)
 
 
+@functools.lru_cache(maxsize=1024)
 def _render_key(key: str) -> str:
     """A key as a person would type it, double-quoted when plain would misread as a key."""
     rendered = render_value(key)
@@ -439,6 +457,6 @@ def _render_key(key: str) -> str:
 def without(text: str, keys: Iterable[str]) -> str:
     """The document with ``keys`` removed from its frontmatter (best effort, for hashing)."""
     try:
-        return Frontmatter(text).remove(*keys)
+        return parse(text).remove(*keys)
     except FrontmatterError:
         return text

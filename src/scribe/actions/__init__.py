@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from scribe.frontmatter import Frontmatter
+from scribe.frontmatter import Frontmatter, parse
 from scribe.rules.templates import Template, template_context
 
 
@@ -34,7 +34,7 @@ class FileContext:
 
     @cached_property
     def frontmatter(self) -> Frontmatter:
-        return Frontmatter(self.text)
+        return parse(self.text)
 
     @property
     def newline(self) -> str:
