@@ -344,3 +344,10 @@ def test_a_string_key_reads_back_as_that_key(key: str) -> None:
 @given(scalars)
 def test_render_value_of_scalars_reads_back_typed(value: Any) -> None:
     assert same(read(f"---\nk: {render_value(value)}\n---\n")["k"], value)
+
+
+def test_text_that_looks_like_an_impossible_date_is_quoted_not_a_crash() -> None:
+    assert render_value("2026-13-01") == "'2026-13-01'"
+    assert render_value(YamlText("2026-13-01")) == "'2026-13-01'"
+    assert render_value(YamlText("2026-11-24T10:00:00.5Z")) == "2026-11-24T10:00:00.5Z"
+    assert render_value("2026-11-24") == "'2026-11-24'"  # plain text must read back as text

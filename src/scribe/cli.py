@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -46,8 +47,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 log = logging.getLogger("scribe")
 
 RootOption = Annotated[
@@ -147,11 +148,13 @@ def _progress(total: int) -> Progress:
     )
 
 
-def _apply_once(engine: Engine, files: list[str], label: str) -> Iterator[Outcome]:
-    with _progress(len(files)) as progress:
+def _apply_once(engine: Engine, files: list[str], label: str, *, workers: int) -> Iterator[Outcome]:
+    """Handle each file once, in order of ``files``; ``workers`` threads overlap one
+    file's disk waits (fsync) with the planning of the next."""
+    with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
         task = progress.add_task(label, total=len(files))
-        for rel in files:
-            yield engine.handle(engine.scan_event(rel))
+        for outcome in pool.map(lambda rel: engine.handle(engine.scan_event(rel)), files):
+            yield outcome
             progress.advance(task)
 
 
@@ -200,7 +203,12 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=False)
     outcomes = list(
-        _apply_once(engine, _targets(base, paths, _ignore(base, settings)), "applying rules")
+        _apply_once(
+            engine,
+            _targets(base, paths, _ignore(base, settings)),
+            "applying rules",
+            workers=settings.workers,
+        )
     )
     for outcome in outcomes:
         if outcome.status is Status.WRITTEN and outcome.plan:
@@ -216,7 +224,14 @@ def plan(paths: PathsArgument = None, root: RootOption = None, rules: RulesOptio
     """Show the diff the rules would make to PATHS; writes nothing."""
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=True)
-    outcomes = list(_apply_once(engine, _targets(base, paths, _ignore(base, settings)), "planning"))
+    outcomes = list(
+        _apply_once(
+            engine,
+            _targets(base, paths, _ignore(base, settings)),
+            "planning",
+            workers=settings.workers,
+        )
+    )
     planned = [o for o in outcomes if o.status is Status.PLANNED and o.plan]
     for outcome in planned:
         assert outcome.plan is not None
@@ -236,7 +251,14 @@ def check(
     """Exit 1 if the rules would change any of PATHS (for CI and pre-commit)."""
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=True)
-    outcomes = list(_apply_once(engine, _targets(base, paths, _ignore(base, settings)), "checking"))
+    outcomes = list(
+        _apply_once(
+            engine,
+            _targets(base, paths, _ignore(base, settings)),
+            "checking",
+            workers=settings.workers,
+        )
+    )
     planned = [o for o in outcomes if o.status is Status.PLANNED and o.plan]
     for outcome in planned:
         assert outcome.plan is not None

@@ -26,7 +26,7 @@ from scribe.files import (
     sha256,
     write_cas,
 )
-from scribe.frontmatter import without
+from scribe.frontmatter import mask
 from scribe.plan import Failure, Plan, plan_file
 from scribe.rules.match import CompiledRule
 from scribe.state import Seen, State
@@ -174,7 +174,7 @@ class Engine:
 
     def _masked(self, text: str) -> str:
         """Hash of the text without the fields that rules stamp with ``now()``."""
-        kept = without(text, self._stamped) if self._stamped else text
+        kept = mask(text, self._stamped) if self._stamped else text
         return sha256(kept.encode("utf-8", "surrogatepass"))
 
     def _remember(self, path: str, data: bytes, masked: str, file: TextFile) -> None:

@@ -222,9 +222,10 @@ def write_cas(file: TextFile, data: bytes) -> None:
     the replaced, deleted file: see ``enable_writer_probe``).
     """
     target = file.path
-    current = _read_unless_busy(target, file.rel)
-    if current is None or sha256(current) != file.sha256:
-        raise ContentChanged(file.rel)
+    if _renameat2 is None:  # with the exchange, the check after the swap covers this
+        current = _read_unless_busy(target, file.rel)
+        if current is None or sha256(current) != file.sha256:
+            raise ContentChanged(file.rel)
     unique = f"{os.getpid()}.{os.urandom(4).hex()}"
     # Only a prefix of the name: a long name plus our affixes must fit NAME_MAX.
     tmp = target.with_name(f"{TEMP_PREFIX}{target.name[:40]}.{unique}{TEMP_SUFFIX}")

@@ -172,7 +172,7 @@ class Frontmatter:
         self.text = text
         self.block = find_block(text)
         self.data: dict[str, Any] = {}
-        self._entries: dict[str, _Entry] = {}
+        self._spans: dict[str, _Entry] | None = None
         self._indent = ""
         if self.block is not None:
             self._parse(self.block)
@@ -198,12 +198,21 @@ class Frontmatter:
             raise FrontmatterError("frontmatter is not a mapping of fields")
         if node.flow_style:
             raise FrontmatterError("frontmatter written as a {flow: mapping} cannot be edited")
-        for entry in _entries(source, block.yaml_start):
-            self._entries[entry.key] = entry
         self.data = {str(k): v for k, v in data.items()}
         first = node.value[0][0] if node.value else None
         if first is not None:
             self._indent = " " * first.start_mark.column
+
+    @property
+    def _entries(self) -> dict[str, _Entry]:
+        """Where each top-level entry sits; found on the first edit, since most
+        parses (matching, checking an edit's result) only need the values."""
+        if self._spans is None:
+            block = self.block
+            source = self.text[block.yaml_start : block.yaml_end] if block else ""
+            offset = block.yaml_start if block else 0
+            self._spans = {e.key: e for e in _entries(source, offset)} if self.data else {}
+        return self._spans
 
     @property
     def body_start(self) -> int:
@@ -416,18 +425,33 @@ def _double_quoted(value: str) -> str:
 _FLOW_UNSAFE = re.compile(r"[\[\]{},?:]")
 
 
+_ISO_TIME = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[-+]\d\d:\d\d)?)?\Z")
+
+
+def _valid_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
 def _is_plain_safe(value: str, *, flow: bool, typed: bool = False) -> bool:
     """True when ``value`` written plain reads back as that string (``typed``: as a
     plain scalar of that exact text which YAML 1.2 and 1.1 resolve alike)."""
     if not value or value != value.strip() or (flow and _FLOW_UNSAFE.search(value)):
         return False
+    if _ISO_TIME.match(value) and _valid_time(value):
+        # The stamp case, on every rewrite: YAML 1.2 and 1.1 both read a date or
+        # time, so it is plain exactly when a typed value is wanted.
+        return typed
     document = f"k: [{value}]\n" if flow else f"k: {value}\n"
     try:
         node = yaml.compose(document, Loader=_Loader)
         ours = yaml.load(document, Loader=_Loader)
         theirs = yaml.load(document, Loader=yaml.CSafeLoader)  # YAML 1.1: yes/no are booleans
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date that does not exist
         return False
     if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
         return False
@@ -452,6 +476,26 @@ def _render_key(key: str) -> str:
     except yaml.YAMLError:
         ok = False
     return rendered if ok else _double_quoted(key)
+
+
+def mask(text: str, keys: Iterable[str]) -> str:
+    """The document with the top-level lines of ``keys`` cut out of its frontmatter.
+
+    For hashing only (did anything but these fields change?), so it works on lines,
+    without parsing: a stamp is one plain line, which is all it must recognise.
+    """
+    names = "|".join(re.escape(k) for k in keys)
+    if not names:
+        return text
+    try:
+        block = find_block(text)
+    except FrontmatterError:
+        return text
+    if block is None:
+        return text
+    pattern = re.compile(rf"^(?:{names})[ \t]*:[^\n]*(?:\n|\Z)", re.MULTILINE)
+    head = pattern.sub("", text[block.yaml_start : block.yaml_end])
+    return text[: block.yaml_start] + head + text[block.yaml_end :]
 
 
 def without(text: str, keys: Iterable[str]) -> str:

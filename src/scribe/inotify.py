@@ -20,6 +20,7 @@ from inotify_simple import INotify
 from inotify_simple import flags as F
 
 from scribe.events import EventKind
+from scribe.files import TEMP_PREFIX, TEMP_SUFFIX
 from scribe.watch import Change, Emit, Ignore, WatchLimitReached, scan
 
 _MASK = (
@@ -36,6 +37,10 @@ _MASK = (
 )
 
 
+def _is_own_temp(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
 class InotifyTree:
     """Watches every directory below ``root``; ``read`` turns raw events into ``Change``s."""
 
@@ -47,6 +52,8 @@ class InotifyTree:
         self.dirs: dict[int, str] = {}  # watch descriptor -> relative dir ('' is the root)
         self.known: set[str] = set()  # files seen, to tell a replace from a create
         self._unpaired: dict[int, tuple[str, bool]] = {}  # cookie -> (path, is_dir) moved away
+        self._own_swaps: set[int] = set()  # cookies of moves out of Scribe's temp files
+        self._writing: set[str] = set()  # files modified and not yet closed
         self._add_tree("", initial=True)
 
     def __enter__(self) -> InotifyTree:
@@ -146,6 +153,8 @@ class InotifyTree:
     def rescan(self) -> None:
         """After an overflow: re-add watches and report every file, so none is missed."""
         self._unpaired.clear()
+        self._own_swaps.clear()
+        self._writing.clear()
         found = set(self._add_tree_quiet())
         for rel in sorted(self.known - found):
             self.emit(Change(EventKind.DELETED, rel, closed=True))
@@ -194,6 +203,15 @@ class InotifyTree:
             return
         rel = f"{parent}/{event.name}" if parent else event.name
         is_dir = bool(mask & F.ISDIR)
+        if not is_dir and _is_own_temp(event.name):
+            self._own_temp_event(mask, event.cookie)
+            return
+        if mask & F.MOVED_TO and event.cookie in self._own_swaps:
+            # Scribe's own write landing (its temp file swapped or renamed in): already
+            # recorded by the engine, so reporting it would only cost an echo check.
+            self._own_swaps.discard(event.cookie)
+            self.known.add(rel)
+            return
         ignored = self.ignore(rel, is_dir)
         if mask & F.MOVED_FROM:
             self._unpaired[event.cookie] = (rel, is_dir) if not ignored else ("", is_dir)
@@ -226,12 +244,25 @@ class InotifyTree:
             self.emit(Change(kind, rel))
         elif mask & F.DELETE:
             self.known.discard(rel)
+            self._writing.discard(rel)
             self.emit(Change(EventKind.DELETED, rel, closed=True))
         elif mask & F.CLOSE_WRITE:
             self.known.add(rel)
+            self._writing.discard(rel)
             self.emit(Change(EventKind.MODIFIED, rel, closed=True))
-        elif mask & F.MODIFY:
+        elif mask & F.MODIFY and rel not in self._writing:
+            # Every write() is an IN_MODIFY; until the writer closes, the first says it all.
+            self._writing.add(rel)
             self.emit(Change(EventKind.MODIFIED, rel))
+
+    def _own_temp_event(self, mask: int, cookie: int) -> None:
+        """Events of Scribe's temp files. A swap (``RENAME_EXCHANGE``) is two moves:
+        temp -> target, whose cookie marks the arrival at the target as Scribe's own,
+        and target -> temp, which must not leave the target looking moved away."""
+        if mask & F.MOVED_FROM:
+            self._own_swaps.add(cookie)
+        elif mask & F.MOVED_TO:
+            self._unpaired.pop(cookie, None)
 
     def _moved_in(self, source: str, rel: str, is_dir: bool) -> None:
         if is_dir:

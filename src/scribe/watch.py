@@ -10,8 +10,10 @@ quiet window stands in for them. All report ``Change`` records to the same callb
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -70,7 +72,8 @@ class Ignore:
     def __init__(
         self, root: Path, globs: list[str] | tuple[str, ...] = (), *, gitignore: bool = False
     ) -> None:
-        self._files = glob.compile(list(IGNORED_FILES), flags=glob.DOTGLOB)
+        # One regex for the fixed names: this runs on every event the kernel reports.
+        self._files = re.compile("|".join(fnmatch.translate(p) for p in IGNORED_FILES))
         self._globs = (
             glob.compile(list(globs), flags=glob.GLOBSTAR | glob.DOTGLOB | glob.BRACE)
             if globs
