@@ -380,3 +380,40 @@ def test_a_runaway_regex_is_cut_off_and_the_other_rules_still_apply(
     assert [(f.rule, f.reason) for f in outcome.failures] == [
         ("runaway", "regular expression timed out on this file")
     ]
+
+
+def test_a_rule_that_never_settles_or_breaks_the_frontmatter_fails_alone() -> None:
+    """Other rules' edits still apply; the culprits are named with their reasons."""
+    from datetime import UTC, datetime
+
+    from scribe.events import EventKind
+    from scribe.plan import plan_file
+    from scribe.rules.load import parse_rules
+
+    rules = parse_rules(
+        """
+rules:
+  - id: grow
+    do: [{replace: {pattern: body, with: bodybody}}]
+  - id: fine
+    do: [{set: {field: ok, value: done}}]
+  - id: breaker
+    do: [{replace: {pattern: '^title: a$', with: 'title: [a', in: all}}]
+""",
+        "rules.yaml",
+    )
+    plan = plan_file(
+        "a.md",
+        "---\ntitle: a\n---\nbody\n",
+        "sha",
+        rules,
+        kind=EventKind.MODIFIED,
+        time=datetime.now(UTC),
+        size=20,
+        may_restamp=True,
+    )
+    assert plan.new_text == "---\ntitle: a\nok: done\n---\nbody\n"
+    assert plan.rules == ("fine",)
+    reasons = {f.rule: f.reason for f in plan.failures}
+    assert reasons["grow"] == "rules do not reach a fixpoint: their output changes again when re-run"
+    assert reasons["breaker"].startswith("FrontmatterError: its output would break the frontmatter")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from scribe.actions import FileContext
+from scribe.frontmatter import FrontmatterError, parse
 from scribe.events import EventKind
 from scribe.rules.match import CompiledRule
 
@@ -51,10 +52,26 @@ class Plan:
         )
 
 
+_MAX_REPLANS = 3
+_UNSETTLED = "rules do not reach a fixpoint: their output changes again when re-run"
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return "regular expression timed out on this file"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _keeps_frontmatter_readable(before: str, after: str) -> None:
+    """Refuse an edit that turns readable frontmatter into something unreadable."""
+    try:
+        parse(before)
+    except FrontmatterError:
+        return  # it was unreadable already: not this rule's doing
+    try:
+        parse(after)
+    except FrontmatterError as exc:
+        raise FrontmatterError(f"its output would break the frontmatter ({exc})") from None
 
 
 def _apply_rules(
@@ -87,6 +104,8 @@ def _apply_rules(
             )
             for step in rule.steps:
                 step_ctx = step_ctx.with_text(step.action.plan(step_ctx, step.params))
+            if step_ctx.text != text:
+                _keeps_frontmatter_readable(text, step_ctx.text)
         except Exception as exc:  # one bad rule (or plug-in) fails alone
             failures.append(Failure(rule.id, _describe(exc)))
             continue
@@ -113,17 +132,23 @@ def plan_file(
     ctx = FileContext(
         path=path, text=text, time=time, may_restamp=may_restamp, regex_timeout=regex_timeout
     )
-    new_text, changed_by, matched, failures = _apply_rules(rules, kind, ctx, size, skip)
-    if new_text != text:
+    unsettled: list[Failure] = []
+    for _ in range(_MAX_REPLANS):
+        new_text, changed_by, matched, failures = _apply_rules(rules, kind, ctx, size, skip)
+        if new_text == text:
+            break
         rerun = FileContext(
             path=path, text=new_text, time=time, may_restamp=False, regex_timeout=regex_timeout
         )
         again, again_by, _, _ = _apply_rules(rules, kind, rerun, size, skip)
-        if again != new_text:
-            reason = "rules do not reach a fixpoint: their output changes again when re-run"
-            failures.extend(Failure(r, reason) for r in again_by)
-            new_text = text
-            changed_by = []
+        if again == new_text:
+            break
+        # The rules that change their own output again fail alone; plan without them.
+        unsettled.extend(Failure(r, _UNSETTLED) for r in again_by)
+        skip = {*skip, *again_by}
+    else:
+        new_text, changed_by = text, []
+    failures = [*unsettled, *failures]
     return Plan(
         path, base_sha256, text, new_text, tuple(changed_by), tuple(matched), tuple(failures)
     )
