@@ -29,6 +29,7 @@ from scribe.config import STATE_DIR, Settings, load_settings
 from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
+from scribe.plan import Plan
 from scribe.rules.load import load_rules
 from scribe.rules.match import CompiledRule
 from scribe.rules.model import rules_schema
@@ -219,24 +220,24 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
     raise typer.Exit(1 if failures else 0)
 
 
+def _dry_run(
+    paths: list[Path] | None, root: Path | None, rules: Path | None, label: str
+) -> tuple[list[Outcome], list[tuple[str, Plan]], int]:
+    """Plan every target without writing: all outcomes, the changes, the failures."""
+    base, settings, compiled = _setup(root, rules, paths)
+    engine = _engine(base, settings, compiled, dry_run=True)
+    targets = _targets(base, paths, _ignore(base, settings))
+    outcomes = list(_apply_once(engine, targets, label, workers=settings.workers))
+    planned = [(o.path, o.plan) for o in outcomes if o.status is Status.PLANNED and o.plan]
+    return outcomes, planned, _report_problems(outcomes)
+
+
 @app.command()
 def plan(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Show the diff the rules would make to PATHS; writes nothing."""
-    base, settings, compiled = _setup(root, rules, paths)
-    engine = _engine(base, settings, compiled, dry_run=True)
-    outcomes = list(
-        _apply_once(
-            engine,
-            _targets(base, paths, _ignore(base, settings)),
-            "planning",
-            workers=settings.workers,
-        )
-    )
-    planned = [o for o in outcomes if o.status is Status.PLANNED and o.plan]
-    for outcome in planned:
-        assert outcome.plan is not None
-        _print_diff(outcome.plan.diff())
-    failures = _report_problems(outcomes)
+    _, planned, failures = _dry_run(paths, root, rules, "planning")
+    for _, change in planned:
+        _print_diff(change.diff())
     err.print(f"{len(planned)} file(s) would change")
     raise typer.Exit(1 if failures else 0)
 
@@ -249,23 +250,11 @@ def check(
     diff: Annotated[bool, typer.Option("--diff", help="Also print the diffs.")] = False,
 ) -> None:
     """Exit 1 if the rules would change any of PATHS (for CI and pre-commit)."""
-    base, settings, compiled = _setup(root, rules, paths)
-    engine = _engine(base, settings, compiled, dry_run=True)
-    outcomes = list(
-        _apply_once(
-            engine,
-            _targets(base, paths, _ignore(base, settings)),
-            "checking",
-            workers=settings.workers,
-        )
-    )
-    planned = [o for o in outcomes if o.status is Status.PLANNED and o.plan]
-    for outcome in planned:
-        assert outcome.plan is not None
-        out.print(f"would change {outcome.path} [dim]({', '.join(outcome.plan.rules)})[/]")
+    _, planned, failures = _dry_run(paths, root, rules, "checking")
+    for path, change in planned:
+        out.print(f"would change {path} [dim]({', '.join(change.rules)})[/]")
         if diff:
-            _print_diff(outcome.plan.diff())
-    failures = _report_problems(outcomes)
+            _print_diff(change.diff())
     if planned:
         err.print(f"{len(planned)} file(s) would change; run `scribe run` to apply")
     raise typer.Exit(1 if planned or failures else 0)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from scribe.actions import FileContext
-from scribe.frontmatter import FrontmatterError, parse
 from scribe.events import EventKind
+from scribe.frontmatter import FrontmatterError, parse
 from scribe.rules.match import CompiledRule
 
 

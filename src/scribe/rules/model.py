@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Any, Union
 
-import regex
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -24,23 +22,11 @@ from pydantic import (
 )
 
 from scribe.actions import ACTIONS, Action
+from scribe.actions.content import Pattern as Regex
 from scribe.events import EventKind
 
 RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 CONDITION_KEYS = ("frontmatter", "content", "path", "size")
-
-
-def _regex(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected a regular expression")
-    try:
-        regex.compile(value)
-    except regex.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    return value
-
-
-Regex = Annotated[str, BeforeValidator(_regex)]
 
 
 class _Strict(BaseModel):
