@@ -203,14 +203,11 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
     """Apply the rules once to PATHS (default: every file) and write the results."""
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=False)
-    outcomes = list(
-        _apply_once(
-            engine,
-            _targets(base, paths, _ignore(base, settings)),
-            "applying rules",
-            workers=settings.workers,
-        )
-    )
+    targets = _targets(base, paths, _ignore(base, settings))
+    try:
+        outcomes = list(_apply_once(engine, targets, "applying rules", workers=settings.workers))
+    finally:
+        engine.state.close()
     for outcome in outcomes:
         if outcome.status is Status.WRITTEN and outcome.plan:
             out.print(f"rewrote {outcome.path} [dim]({', '.join(outcome.plan.rules)})[/]")

@@ -1,15 +1,20 @@
 """What Scribe last saw of each file, kept across restarts in ``.scribe/state.db``.
 
-Two facts per path: the hash of the content Scribe last left there (so its own
-writes, and saves that change nothing, never re-trigger it) and the hash of that
-content with the stamped fields masked out (so a stamp rule fires only when
-something other than its own stamp changed).
+Two facts per path: the hash of the content Scribe last left there (so saves that
+change nothing never re-trigger it) and the hash of that content with the stamped
+fields masked out (so a stamp rule fires only when something other than its own
+stamp changed).
+
+This is a cache of decisions, not a record of changes: losing its last moments in
+a crash costs at most one extra restamp. So writes are batched (one transaction
+per batch) instead of paying SQLite's locking and WAL append for every file.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,14 @@ CREATE TABLE IF NOT EXISTS files (
     mtime_ns INTEGER NOT NULL
 )
 """
+_UPSERT = (
+    "INSERT INTO files VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+    "sha256=excluded.sha256, masked=excluded.masked, size=excluded.size, "
+    "mtime_ns=excluded.mtime_ns"
+)
+#: A batch is written once it holds this many changes or is this old.
+BATCH_SIZE = 256
+BATCH_AGE = 0.25
 
 
 @dataclass(frozen=True)
@@ -33,12 +46,14 @@ class Seen:
 
 
 class State:
-    """A write-through cache of ``Seen`` records over SQLite (WAL); thread-safe."""
+    """An in-memory map of ``Seen`` records over SQLite (WAL); thread-safe."""
 
     def __init__(self, path: Path | None) -> None:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._seen: dict[str, Seen] = {}
+        self._dirty: dict[str, Seen | None] = {}  # path -> record, or None to delete
+        self._oldest_dirty = 0.0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -53,24 +68,43 @@ class State:
 
     def put(self, path: str, seen: Seen) -> None:
         with self._lock:
-            if self._seen.get(path) == seen:
-                return
-            self._seen[path] = seen
-            if self._db is not None:
-                self._db.execute(
-                    "INSERT INTO files VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
-                    "sha256=excluded.sha256, masked=excluded.masked, size=excluded.size, "
-                    "mtime_ns=excluded.mtime_ns",
-                    (path, seen.sha256, seen.masked, seen.size, seen.mtime_ns),
-                )
+            if self._seen.get(path) != seen:
+                self._seen[path] = seen
+                self._mark(path, seen)
 
     def forget(self, path: str) -> None:
         with self._lock:
-            if self._seen.pop(path, None) is not None and self._db is not None:
-                self._db.execute("DELETE FROM files WHERE path = ?", (path,))
+            if self._seen.pop(path, None) is not None:
+                self._mark(path, None)
+
+    def flush(self) -> None:
+        """Write every pending change now."""
+        with self._lock:
+            self._flush()
 
     def close(self) -> None:
         with self._lock:
+            self._flush()
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+    def _mark(self, path: str, seen: Seen | None) -> None:
+        if self._db is None:
+            return
+        if not self._dirty:
+            self._oldest_dirty = time.monotonic()
+        self._dirty[path] = seen
+        if len(self._dirty) >= BATCH_SIZE or time.monotonic() - self._oldest_dirty >= BATCH_AGE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._db is None or not self._dirty:
+            return
+        upserts = [(p, s.sha256, s.masked, s.size, s.mtime_ns) for p, s in self._dirty.items() if s]
+        deletes = [(p,) for p, s in self._dirty.items() if s is None]
+        with self._db:  # one transaction
+            self._db.execute("BEGIN")
+            self._db.executemany(_UPSERT, upserts)
+            self._db.executemany("DELETE FROM files WHERE path = ?", deletes)
+        self._dirty.clear()
