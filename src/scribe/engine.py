@@ -83,8 +83,8 @@ class Engine:
         self.max_file_bytes = max_file_bytes
         self.regex_timeout = regex_timeout
         self._lock = threading.Lock()
-        #: (rule id, path) -> (reason, sha256 of the content it failed on)
-        self.quarantine: dict[tuple[str, str], tuple[str, str]] = {}
+        #: path -> rule id -> (reason, sha256 of the content it failed on)
+        self.quarantine: dict[str, dict[str, tuple[str, str]]] = {}
         self.rules = rules
 
     @property
@@ -185,27 +185,29 @@ class Engine:
         self.state.put(path, Seen(sha256(data), masked, st.st_size, st.st_mtime_ns))
 
     def _quarantined(self, file: TextFile) -> set[str]:
+        """Rules that failed on exactly this content: not retried until it changes."""
         with self._lock:
-            return {
-                rule
-                for (rule, path), (_, sha) in self.quarantine.items()
-                if path == file.rel and sha == file.sha256
-            }
+            failed = self.quarantine.get(file.rel, {})
+            return {rule for rule, (_, sha) in failed.items() if sha == file.sha256}
 
     def _note_failures(self, file: TextFile, failures: Sequence[Failure]) -> None:
         with self._lock:
-            for rule, path in [k for k in self.quarantine if k[1] == file.rel]:
-                if self.quarantine[(rule, path)][1] != file.sha256:
-                    del self.quarantine[(rule, path)]  # the file changed: try the rule again
+            failed = self.quarantine.get(file.rel, {})
+            # Entries for other content are stale: the file changed, so try again.
+            kept = {rule: entry for rule, entry in failed.items() if entry[1] == file.sha256}
             for failure in failures:
-                if (failure.rule, file.rel) not in self.quarantine:
+                if failure.rule not in kept:
                     log.warning(
                         "rule %s failed on %s: %s (quarantined until the file changes)",
                         failure.rule,
                         file.rel,
                         failure.reason,
                     )
-                self.quarantine[(failure.rule, file.rel)] = (failure.reason, file.sha256)
+                kept[failure.rule] = (failure.reason, file.sha256)
+            if kept:
+                self.quarantine[file.rel] = kept
+            else:
+                self.quarantine.pop(file.rel, None)
 
     def _wait_for_git(self) -> None:
         """Hold rewrites while a git operation holds the index lock."""
