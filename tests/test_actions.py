@@ -415,5 +415,7 @@ rules:
     assert plan.new_text == "---\ntitle: a\nok: done\n---\nbody\n"
     assert plan.rules == ("fine",)
     reasons = {f.rule: f.reason for f in plan.failures}
-    assert reasons["grow"] == "rules do not reach a fixpoint: their output changes again when re-run"
+    assert (
+        reasons["grow"] == "rules do not reach a fixpoint: their output changes again when re-run"
+    )
     assert reasons["breaker"].startswith("FrontmatterError: its output would break the frontmatter")

@@ -11,7 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scribe.frontmatter import Frontmatter, FrontmatterError, YamlText, find_block, render_value
+from scribe.frontmatter import Frontmatter, FrontmatterError, find_block
+from scribe.yaml_scalars import YamlText, render_value
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -108,9 +108,7 @@ def test_a_file_moved_in_from_outside_is_created_and_one_moved_out_is_deleted(
 # -- editor save patterns ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "temp", [".note.md.tmp", "note.md.swp", ".#note.md"]
-)
+@pytest.mark.parametrize("temp", [".note.md.tmp", "note.md.swp", ".#note.md"])
 def test_an_atomic_save_is_one_closed_modification_and_nothing_for_the_temp_file(
     root: Path, temp: str
 ) -> None:

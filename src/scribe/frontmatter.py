@@ -9,17 +9,15 @@ endings and every untouched value therefore stay byte for byte as they were.
 from __future__ import annotations
 
 import functools
-import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import yaml
 
 from scribe.errors import ScribeError
+from scribe.yaml_scalars import Loader, render_key, render_value, same
 
 _OPEN = re.compile(r"---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
@@ -27,47 +25,6 @@ _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 
 class FrontmatterError(ScribeError):
     """The frontmatter block exists but cannot be edited safely."""
-
-
-class _Loader(yaml.CSafeLoader):
-    """libyaml with YAML 1.2 core resolution: ``no``/``on`` stay strings, ``1:20`` too."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-    ]
-    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-
-
-def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
-    # YAML 1.2 core: a leading zero is decimal (PyYAML's 1.1 constructor reads it as
-    # octal, and raised ValueError on ``08``).
-    text = str(loader.construct_scalar(node))
-    try:
-        return int(text, 16) if text.startswith("0x") else int(text, 10)
-    except ValueError:  # explicitly tagged (``!!int 0b101``): as YAML 1.1 reads it
-        return int(yaml.constructor.SafeConstructor.construct_yaml_int(loader, node))
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+.0123456789"),
-)
 
 
 @dataclass(frozen=True)
@@ -135,7 +92,7 @@ def _index(mark: Any) -> int:
 
 def _entries(source: str, offset: int) -> Iterator[_Entry]:
     """The top-level entries of the mapping in ``source`` (already known to parse)."""
-    events = iter(yaml.parse(source, Loader=_Loader))
+    events = iter(yaml.parse(source, Loader=Loader))
     if not any(isinstance(event, yaml.MappingStartEvent) for event in events):
         return
     for key in events:
@@ -179,7 +136,7 @@ class Frontmatter:
 
     def _parse(self, block: Block) -> None:
         source = self.text[block.yaml_start : block.yaml_end]
-        loader = _Loader(source)
+        loader = Loader(source)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -265,7 +222,7 @@ class Frontmatter:
             return self.text
         if new in self.data:
             raise FrontmatterError(f"cannot rename {old!r} to {new!r}: {new!r} already exists")
-        text = self.text[: entry.key_start] + _render_key(new) + self.text[entry.key_end :]
+        text = self.text[: entry.key_start] + render_key(new) + self.text[entry.key_end :]
         expect = {(new if k == old else k): v for k, v in self.data.items()}
         return self._checked(text, "rename", old, expect)
 
@@ -274,7 +231,7 @@ class Frontmatter:
         if self.block is None:
             newline = "\r\n" if "\r\n" in self.text else "\n"
             lines = "".join(
-                f"{_render_key(k)}: {render_value(v)}{newline}" for k, v in defaults.items()
+                f"{render_key(k)}: {render_value(v)}{newline}" for k, v in defaults.items()
             )
             return f"---{newline}{lines}---{newline}{self.text}"
         text = self.text
@@ -301,7 +258,7 @@ class Frontmatter:
             if key not in after:
                 raise FrontmatterError(f"cannot set {key!r}: it would not read back")
             after = {k: v for k, v in after.items() if k != key}
-        if not _same(after, others):
+        if not same(after, others):
             raise FrontmatterError(
                 f"cannot {action} {key!r} on its own: anchors, aliases, merge keys or "
                 "duplicate keys tie it to other fields"
@@ -312,7 +269,7 @@ class Frontmatter:
         if self.block is None:
             return self.ensure({key: value})
         nl = self.block.newline
-        line = f"{self._indent}{_render_key(key)}: {render_value(value)}{nl}"
+        line = f"{self._indent}{render_key(key)}: {render_value(value)}{nl}"
         at = self.block.yaml_end
         return self.text[:at] + line + self.text[at:]
 
@@ -328,17 +285,6 @@ def _line_end(text: str, at: int) -> int:
     if newline < 0:
         return len(text)
     return newline - 1 if newline > at and text[newline - 1] == "\r" else newline
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal data, types included (``1`` is not ``True``); NaN equals NaN."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(_same, a, b))
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and bool(a == b)
 
 
 def parse(text: str) -> Frontmatter:
@@ -361,123 +307,6 @@ def _parse_cached(text: str) -> Frontmatter:
     return Frontmatter(text)
 
 
-class YamlText(str):
-    """Text meant as a YAML scalar, as a template renders it: written plain when YAML
-    reads that back as one scalar of that text, so ``2024-05-01`` stays a date and
-    ``3`` a number. A plain ``str`` is always written so that it reads back a string."""
-
-    __slots__ = ()
-
-
-def render_value(value: Any, *, quote: str | None = None, flow: bool = False) -> str:
-    """One-line YAML for ``value``, written the way a person would type it.
-
-    A string stays plain when YAML reads it back as the same string (both YAML 1.2,
-    as Scribe reads it, and YAML 1.1, as PyYAML and many site generators do: ``no``
-    and ``2024-05-01`` get quoted), otherwise it is quoted (in ``quote`` style when
-    the value it replaces was quoted).
-    """
-    if isinstance(value, str):
-        if quote == '"' or _needs_double_quotes(value):
-            return _double_quoted(value)
-        if quote == "'" or not _is_plain_safe(value, flow=flow, typed=isinstance(value, YamlText)):
-            return "'" + value.replace("'", "''") + "'"
-        return value
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ".nan"
-        if math.isinf(value):
-            return ".inf" if value > 0 else "-.inf"
-        return repr(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        items = (
-            f"{render_value(k, flow=True)}: {render_value(v, flow=True)}" for k, v in value.items()
-        )
-        return "{" + ", ".join(items) + "}"
-    if isinstance(value, Iterable):
-        return "[" + ", ".join(render_value(v, flow=True) for v in value) + "]"
-    return render_value(str(value))
-
-
-# Characters YAML cannot hold as they are (not printable, or line breaks that would
-# be folded: NEL, LS, PS) and a BOM, which libyaml skips at the start of a line.
-_UNQUOTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
-
-
-def _needs_double_quotes(value: str) -> bool:
-    return _UNQUOTABLE.search(value) is not None
-
-
-def _double_quoted(value: str) -> str:
-    """A double-quoted YAML scalar; JSON's escapes are YAML's, plus a few it leaves raw."""
-    return _UNQUOTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", json.dumps(value, ensure_ascii=False))
-
-
-# In [flow, lists] PyYAML ends a plain scalar at '?' and ':' too (libyaml does not).
-_FLOW_UNSAFE = re.compile(r"[\[\]{},?:]")
-
-
-_ISO_TIME = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[-+]\d\d:\d\d)?)?\Z")
-
-
-def _valid_time(value: str) -> bool:
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_plain_safe(value: str, *, flow: bool, typed: bool = False) -> bool:
-    """True when ``value`` written plain reads back as that string (``typed``: as a
-    plain scalar of that exact text which YAML 1.2 and 1.1 resolve alike)."""
-    if not value or value != value.strip() or (flow and _FLOW_UNSAFE.search(value)):
-        return False
-    if _ISO_TIME.match(value) and _valid_time(value):
-        # The stamp case, on every rewrite: YAML 1.2 and 1.1 both read a date or
-        # time, so it is plain exactly when a typed value is wanted.
-        return typed
-    document = f"k: [{value}]\n" if flow else f"k: {value}\n"
-    try:
-        node = yaml.compose(document, Loader=_Loader)
-        ours = yaml.load(document, Loader=_Loader)
-        theirs = yaml.load(document, Loader=yaml.CSafeLoader)  # YAML 1.1: yes/no are booleans
-    except (yaml.YAMLError, ValueError):  # ValueError: a date that does not exist
-        return False
-    if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
-        return False
-    scalar = node.value[0][1]
-    if flow:
-        if not isinstance(scalar, yaml.SequenceNode) or len(scalar.value) != 1:
-            return False
-        scalar, ours, theirs = scalar.value[0], ours["k"][0], theirs["k"][0]
-    else:
-        ours, theirs = ours["k"], theirs["k"]
-    if not isinstance(scalar, yaml.ScalarNode) or scalar.style or scalar.value != value:
-        return False
-    return _same(ours, theirs) if typed else _same(ours, value) and _same(theirs, value)
-
-
-@functools.lru_cache(maxsize=1024)
-def _render_key(key: str) -> str:
-    """A key as a person would type it, double-quoted when plain would misread as a key."""
-    rendered = render_value(key)
-    try:
-        ok = yaml.load(f"{rendered}: v\n", Loader=_Loader) == {key: "v"}
-    except yaml.YAMLError:
-        ok = False
-    return rendered if ok else _double_quoted(key)
-
-
 def mask(text: str, keys: Iterable[str]) -> str:
     """The document with the top-level lines of ``keys`` cut out of its frontmatter.
 
@@ -496,11 +325,3 @@ def mask(text: str, keys: Iterable[str]) -> str:
     pattern = re.compile(rf"^(?:{names})[ \t]*:[^\n]*(?:\n|\Z)", re.MULTILINE)
     head = pattern.sub("", text[block.yaml_start : block.yaml_end])
     return text[: block.yaml_start] + head + text[block.yaml_end :]
-
-
-def without(text: str, keys: Iterable[str]) -> str:
-    """The document with ``keys`` removed from its frontmatter (best effort, for hashing)."""
-    try:
-        return parse(text).remove(*keys)
-    except FrontmatterError:
-        return text

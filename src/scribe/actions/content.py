@@ -9,8 +9,8 @@ import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from scribe.actions import Action, FileContext
-from scribe.frontmatter import YamlText
 from scribe.rules.templates import Template, compile_template, template_context
+from scribe.yaml_scalars import YamlText
 
 
 def _maybe_template(value: Any) -> Any:
