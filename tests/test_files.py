@@ -300,3 +300,33 @@ def test_write_cas_works_for_names_at_the_length_limit(tmp_path: Path) -> None:
     write_cas(read_text(root, name), b"new\n")
     assert (root / name).read_bytes() == b"new\n"
     assert _leftovers(root) == []
+
+
+def test_without_the_exchange_the_last_checks_still_guard_the_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """File systems without RENAME_EXCHANGE: re-hash and writer probe just before
+    ``os.replace`` (the kernel feature is the only thing simulated here)."""
+    import scribe.files
+
+    monkeypatch.setattr(scribe.files, "_exchange", lambda _a, _b: False)
+    root = _root(tmp_path)
+    note = root / "note.md"
+    note.write_bytes(b"old\n")
+    write_cas(read_text(root, "note.md"), b"new\n")
+    assert note.read_bytes() == b"new\n"
+
+    stale = read_text(root, "note.md")
+    note.write_bytes(b"the user's save\n")
+    with pytest.raises(ContentChanged):
+        write_cas(stale, b"scribe\n")
+    assert note.read_bytes() == b"the user's save\n"
+
+    assert enable_writer_probe()
+    planned_from = read_text(root, "note.md")
+    with open(note, "ab") as writer:
+        with pytest.raises(FileBusy):
+            write_cas(planned_from, b"scribe\n")
+        writer.write(b"more\n")
+    assert note.read_bytes() == b"the user's save\nmore\n"
+    assert _leftovers(root) == []

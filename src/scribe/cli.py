@@ -26,7 +26,7 @@ from rich.text import Text
 
 from scribe import __version__
 from scribe.config import STATE_DIR, Settings, load_settings
-from scribe.engine import Engine, Outcome, Status
+from scribe.engine import SCAN_KIND, Engine, Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
 from scribe.plan import Plan
@@ -219,20 +219,20 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
 
 def _dry_run(
     paths: list[Path] | None, root: Path | None, rules: Path | None, label: str
-) -> tuple[list[Outcome], list[tuple[str, Plan]], int]:
-    """Plan every target without writing: all outcomes, the changes, the failures."""
+) -> tuple[list[tuple[str, Plan]], int]:
+    """Plan every target without writing: the changes, and how many failures."""
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=True)
     targets = _targets(base, paths, _ignore(base, settings))
     outcomes = list(_apply_once(engine, targets, label, workers=settings.workers))
     planned = [(o.path, o.plan) for o in outcomes if o.status is Status.PLANNED and o.plan]
-    return outcomes, planned, _report_problems(outcomes)
+    return planned, _report_problems(outcomes)
 
 
 @app.command()
 def plan(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Show the diff the rules would make to PATHS; writes nothing."""
-    _, planned, failures = _dry_run(paths, root, rules, "planning")
+    planned, failures = _dry_run(paths, root, rules, "planning")
     for _, change in planned:
         _print_diff(change.diff())
     err.print(f"{len(planned)} file(s) would change")
@@ -247,7 +247,7 @@ def check(
     diff: Annotated[bool, typer.Option("--diff", help="Also print the diffs.")] = False,
 ) -> None:
     """Exit 1 if the rules would change any of PATHS (for CI and pre-commit)."""
-    _, planned, failures = _dry_run(paths, root, rules, "checking")
+    planned, failures = _dry_run(paths, root, rules, "checking")
     for path, change in planned:
         out.print(f"would change {path} [dim]({', '.join(change.rules)})[/]")
         if diff:
@@ -424,7 +424,7 @@ def _initial_scan(
     with _progress(len(files)) as progress:
         task = progress.add_task("scanning", total=len(files))
         for rel in files:
-            scheduler.submit(Change(engine.scan_event(rel).kind, rel, closed=True), live=False)
+            scheduler.submit(Change(SCAN_KIND, rel, closed=True), live=False)
         while not stop.is_set() and not scheduler.wait_idle(0.1):
             progress.update(task, completed=scheduler.processed - before)
     log.info("scanned %d file(s) in %.2f s", len(files), time.perf_counter() - started)

@@ -36,6 +36,9 @@ log = logging.getLogger("scribe")
 #: How many times a write is re-planned when the file keeps changing under it.
 MAX_ATTEMPTS = 5
 GIT_LOCK = ".git/index.lock"
+#: Existing files found by a run or a scan count as modified: ``created`` rules
+#: (defaults such as a creation date) are for files that appear while Scribe watches.
+SCAN_KIND = EventKind.MODIFIED
 
 
 class Status(StrEnum):
@@ -123,12 +126,8 @@ class Engine:
 
     @staticmethod
     def scan_event(path: str) -> Event:
-        """The event a one-shot run or a scan gives an existing file.
-
-        Always ``modified``: ``created`` rules (defaults such as a creation date) are
-        for files that appear while Scribe watches, not for a whole garden at once.
-        """
-        return Event(EventKind.MODIFIED, path, source="scan")
+        """The event a one-shot run or a scan gives an existing file (``SCAN_KIND``)."""
+        return Event(SCAN_KIND, path, source="scan")
 
     def _process(self, event: Event, file: TextFile, *, live: bool) -> Outcome | None:
         """One attempt; None means the file changed under us and must be re-read."""
@@ -152,7 +151,7 @@ class Engine:
         self._note_failures(file, plan.failures)
         if not plan.changed:
             if not self.dry_run:
-                self._remember(file.rel, file.raw, masked, file)
+                self._remember(file, file.raw, masked)
             return Outcome(file.rel, Status.UNCHANGED, plan)
         if self.dry_run:
             return Outcome(file.rel, Status.PLANNED, plan)
@@ -169,7 +168,7 @@ class Engine:
             )
         except OSError as exc:  # the file is left as it was; say why it was not written
             return Outcome(file.rel, Status.FAILED, plan, f"could not write: {exc}")
-        self._remember(file.rel, data, self._masked(plan.new_text), file)
+        self._remember(file, data, self._masked(plan.new_text))
         return Outcome(file.rel, Status.WRITTEN, plan)
 
     def _masked(self, text: str) -> str:
@@ -177,12 +176,13 @@ class Engine:
         kept = mask(text, self._stamped) if self._stamped else text
         return sha256(kept.encode("utf-8", "surrogatepass"))
 
-    def _remember(self, path: str, data: bytes, masked: str, file: TextFile) -> None:
+    def _remember(self, file: TextFile, data: bytes, masked: str) -> None:
+        """Record what Scribe left at ``file``'s path: ``data``, and its masked hash."""
         try:
             st = file.path.stat()
         except FileNotFoundError:
             return
-        self.state.put(path, Seen(sha256(data), masked, st.st_size, st.st_mtime_ns))
+        self.state.put(file.rel, Seen(sha256(data), masked, st.st_size, st.st_mtime_ns))
 
     def _quarantined(self, file: TextFile) -> set[str]:
         """Rules that failed on exactly this content: not retried until it changes."""

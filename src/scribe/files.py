@@ -34,6 +34,11 @@ _BOMS = (
 )
 
 
+def is_temp_name(name: str) -> bool:
+    """True for the names ``write_cas`` gives its temp files."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -222,10 +227,6 @@ def write_cas(file: TextFile, data: bytes) -> None:
     the replaced, deleted file: see ``enable_writer_probe``).
     """
     target = file.path
-    if _renameat2 is None:  # with the exchange, the check after the swap covers this
-        current = _read_unless_busy(target, file.rel)
-        if current is None or sha256(current) != file.sha256:
-            raise ContentChanged(file.rel)
     unique = f"{os.getpid()}.{os.urandom(4).hex()}"
     # Only a prefix of the name: a long name plus our affixes must fit NAME_MAX.
     tmp = target.with_name(f"{TEMP_PREFIX}{target.name[:40]}.{unique}{TEMP_SUFFIX}")
@@ -246,8 +247,9 @@ def write_cas(file: TextFile, data: bytes) -> None:
             raise ContentChanged(file.rel) from None  # deleted since we read it
         if swapped:
             _settle_exchange(file, (ours, data), tmp)
-        else:
-            if sha256(_read_path(target) or b"") != file.sha256:
+        else:  # no exchange here: the last check must come just before the replace
+            current = _read_unless_busy(target, file.rel)
+            if current is None or sha256(current) != file.sha256:
                 raise ContentChanged(file.rel)
             os.replace(tmp, target)
     finally:

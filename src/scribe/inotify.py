@@ -20,7 +20,7 @@ from inotify_simple import INotify
 from inotify_simple import flags as F
 
 from scribe.events import EventKind
-from scribe.files import TEMP_PREFIX, TEMP_SUFFIX
+from scribe.files import is_temp_name
 from scribe.watch import Change, Emit, Ignore, WatchLimitReached, scan
 
 _MASK = (
@@ -35,10 +35,6 @@ _MASK = (
     | F.EXCL_UNLINK
     | F.ONLYDIR
 )
-
-
-def _is_own_temp(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 class InotifyTree:
@@ -203,7 +199,7 @@ class InotifyTree:
             return
         rel = f"{parent}/{event.name}" if parent else event.name
         is_dir = bool(mask & F.ISDIR)
-        if not is_dir and _is_own_temp(event.name):
+        if not is_dir and is_temp_name(event.name):
             self._own_temp_event(mask, event.cookie)
             return
         if mask & F.MOVED_TO and event.cookie in self._own_swaps:
@@ -223,9 +219,8 @@ class InotifyTree:
                 self._moved_in(source, rel, is_dir)
             elif source and (is_dir or not os.path.lexists(self.root / source)):
                 # Renamed to an ignored name (e.g. a backup~): gone. Unless something
-                # already stands in its place: Scribe's own write (RENAME_EXCHANGE with
-                # its temp file, whose other half was reported as a modification) or
-                # an editor's backup-then-write, whose new file reports itself.
+                # already stands in its place, like an editor's backup-then-write,
+                # whose new file reports itself.
                 self._gone(source, is_dir)
             return
         if mask & F.CREATE:

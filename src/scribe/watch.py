@@ -168,7 +168,7 @@ def watch(
         on_polling()
         _watch_polling(root, ignore, emit, stop, ready=ready, report_all=report_all)
     else:
-        _watch_watchfiles(root, ignore, emit, stop, poll=False, ready=ready)
+        _watch_watchfiles(root, ignore, emit, stop, ready=ready)
 
 
 #: Seconds between two looks at the tree when polling (longer if a look takes longer).
@@ -227,7 +227,6 @@ def _watch_watchfiles(
     emit: Emit,
     stop: threading.Event,
     *,
-    poll: bool,
     ready: threading.Event | None,
 ) -> None:
     import watchfiles
@@ -255,8 +254,6 @@ def _watch_watchfiles(
         root,
         watch_filter=keep,
         stop_event=stop,
-        force_polling=poll,
-        poll_delay_ms=100,
         debounce=200,
         step=5,
         ignore_permission_denied=True,

@@ -43,15 +43,16 @@ class FileContext:
     def with_text(self, text: str) -> FileContext:
         return dataclasses.replace(self, text=text)
 
+    def template_context(self) -> dict[str, Any]:
+        """The names a template sees for this file (see ``template_context``)."""
+        return template_context(
+            path=self.path, time=self.time, fields=self.frontmatter.data, captures=self.captures
+        )
+
     def render(self, value: Any) -> Any:
         """Render templates (recursively inside lists and mappings); pass others through."""
         if isinstance(value, Template):
-            fields = self.frontmatter.data if self.frontmatter.block else {}
-            return value.render(
-                template_context(
-                    path=self.path, time=self.time, fields=fields, captures=self.captures
-                )
-            )
+            return value.render(self.template_context())
         if isinstance(value, list):
             return [self.render(v) for v in value]
         if isinstance(value, dict):

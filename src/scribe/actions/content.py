@@ -9,7 +9,7 @@ import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from scribe.actions import Action, FileContext
-from scribe.rules.templates import Template, compile_template, template_context
+from scribe.rules.templates import Template, compile_template
 from scribe.yaml_scalars import YamlText
 
 
@@ -122,8 +122,7 @@ def _replacement(ctx: FileContext, template: Template) -> str:
     must not become an escape."""
     if template.compiled is None:
         return template.source
-    fields = ctx.frontmatter.data if ctx.frontmatter.block else {}
-    context = template_context(path=ctx.path, time=ctx.time, fields=fields, captures=ctx.captures)
+    context = ctx.template_context()
     field, capture = context["field"], context["capture"]
     context.update(
         {name: _literal(context[name]) for name in ("path", "stem", "parent")},
