@@ -396,11 +396,12 @@ def systems() -> dict[str, System]:
         ),
         "floor": System(
             "floor",
-            lambda root, _scan: [
+            lambda root, scan: [
                 sys.executable,
                 str(Path(__file__).resolve()),
                 "--floor",
                 str(root),
+                *(["--scan"] if scan else []),
             ],
         ),
     }
@@ -779,23 +780,33 @@ def atomic_write(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
-def floor_main(root: Path) -> int:
-    """The least any watcher can do: hear the close, write the stamp atomically."""
+def floor_main(root: Path, *, scan: bool) -> int:
+    """The least any watcher can do: hear the close, write the stamp atomically.
+
+    One thread, no checks, no coalescing: every close (and, with ``scan``, every
+    existing file) costs exactly one read and one crash-safe replace.
+    """
     inotify: Any = INotify()
     inotify.add_watch(root, flags.CLOSE_WRITE)
     print("watching", root, file=sys.stderr, flush=True)
+    if scan:
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            _floor_stamp(root, entry.name)
     while True:
         for event in inotify.read():
-            name = str(event.name)
-            if not name.endswith(".md") or name.startswith("."):
-                continue
-            path = root / name
-            text = read_text(path)
-            if text is None or "modified:" in text:
-                continue
-            head, sep, body = text.partition("\n---\n")
-            now = datetime.now(UTC).strftime(STAMP_FORMAT)
-            atomic_write(path, f"{head}\nmodified: {now}{sep}{body}")
+            _floor_stamp(root, str(event.name))
+
+
+def _floor_stamp(root: Path, name: str) -> None:
+    if not name.endswith(".md") or name.startswith("."):
+        return
+    path = root / name
+    text = read_text(path)
+    if text is None or "modified:" in text:
+        return
+    head, sep, body = text.partition("\n---\n")
+    now = datetime.now(UTC).strftime(STAMP_FORMAT)
+    atomic_write(path, f"{head}\nmodified: {now}{sep}{body}")
 
 
 # -- report -----------------------------------------------------------------------------
@@ -990,12 +1001,12 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
                 console, f"(a) latency: {name}, {cfg.edits} edits",
                 partial(run_latency, by_name[name], cfg, scratch, console), Latency(cfg.edits),
             )  # fmt: skip
-        for name in ("scribe", "naive"):
+        for name in ("scribe", "naive", "floor"):
             throughput[name] = _guarded(
                 console, f"(b) throughput: {name}, {edits} edits over {cfg.files} files",
                 partial(run_throughput, by_name[name], cfg, scratch), Throughput(cfg.files, edits),
             )  # fmt: skip
-        for name in ("scribe", "naive"):
+        for name in ("scribe", "naive", "floor"):
             scans[name] = _guarded(
                 console, f"(d) --scan: {name}, {cfg.scan_files} files",
                 partial(run_scan, by_name[name], cfg, scratch), Scan(cfg.scan_files),
@@ -1046,9 +1057,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory in /tmp")
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # internal: floor watcher
+    parser.add_argument("--scan", action="store_true", help=argparse.SUPPRESS)  # with --floor
     args = parser.parse_args(argv)
     if args.floor is not None:
-        return floor_main(args.floor.resolve())
+        return floor_main(args.floor.resolve(), scan=args.scan)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         run(QUICK if args.quick else FULL, args.out, keep=args.keep, quick=args.quick)

@@ -91,3 +91,17 @@ def test_a_run_with_nothing_to_change_touches_nothing(tmp_path: Path) -> None:
     assert engine.handle(engine.scan_event("a.md")).status is Status.UNCHANGED
     after = note.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_state_describes_the_content_scribe_wrote(tmp_path: Path) -> None:
+    """Size and mtime recorded after a write are those of Scribe's own file, so a
+    later catch-up that trusts them never mistakes another save for Scribe's."""
+    note = tmp_path / "a.md"
+    note.write_text("---\ntitle: a\n---\nbody\n")
+    engine = make(tmp_path)
+    assert engine.handle(Event(EventKind.MODIFIED, "a.md")).status is Status.WRITTEN
+    seen = engine.state.get("a.md")
+    st = note.stat()
+    assert seen is not None
+    assert (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert seen.size != len("---\ntitle: a\n---\nbody\n")

@@ -330,3 +330,23 @@ def test_without_the_exchange_the_last_checks_still_guard_the_replace(
         writer.write(b"more\n")
     assert note.read_bytes() == b"the user's save\nmore\n"
     assert _leftovers(root) == []
+
+
+def test_read_text_skips_files_under_a_directory_symlink_leading_outside(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.md").write_text("secret\n")
+    (root / "ext").symlink_to(outside)
+    with pytest.raises(Skipped, match="symlink leads outside the repository"):
+        read_text(root, "ext/secret.md")
+
+
+def test_read_text_follows_a_directory_symlink_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "a.md").write_text("hello\n")
+    (root / "alias").symlink_to("real")
+    file = read_text(root, "alias/a.md")
+    assert file.text == "hello\n"
+    assert file.path == root / "real" / "a.md"

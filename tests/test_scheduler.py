@@ -377,3 +377,21 @@ def test_a_failing_call_does_not_stop_the_workers(
     assert scheduler.wait_idle(5)
     assert "bad0.md" in caplog.text
     assert "No space left on device" in caplog.text
+
+
+def test_event_ids_differ_in_a_forked_child() -> None:
+    """Ids come from a seeded generator; a child must not repeat its parent's."""
+    import os
+
+    from scribe.events import Event, EventKind
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report one id and leave at once
+        os.write(write_end, Event(EventKind.MODIFIED, "a.md").id.encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert child_id != Event(EventKind.MODIFIED, "a.md").id

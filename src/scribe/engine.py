@@ -9,6 +9,7 @@ time (the scheduler does, for ``scribe watch``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time as clock
 from collections.abc import Sequence
@@ -151,14 +152,14 @@ class Engine:
         self._note_failures(file, plan.failures)
         if not plan.changed:
             if not self.dry_run:
-                self._remember(file, file.raw, masked)
+                self._remember(file.rel, file.raw, masked, len(file.raw), file.mtime_ns)
             return Outcome(file.rel, Status.UNCHANGED, plan)
         if self.dry_run:
             return Outcome(file.rel, Status.PLANNED, plan)
         data = file.encode(plan.new_text)
         self._wait_for_git()
         try:
-            write_cas(file, data)
+            placed = write_cas(file, data)
         except ContentChanged:
             log.info("%s changed while planning; re-planning", file.rel)
             return None
@@ -168,7 +169,8 @@ class Engine:
             )
         except OSError as exc:  # the file is left as it was; say why it was not written
             return Outcome(file.rel, Status.FAILED, plan, f"could not write: {exc}")
-        self._remember(file, data, self._masked(plan.new_text))
+        masked = self._masked(plan.new_text)
+        self._remember(file.rel, data, masked, placed.st_size, placed.st_mtime_ns)
         return Outcome(file.rel, Status.WRITTEN, plan)
 
     def _masked(self, text: str) -> str:
@@ -176,13 +178,9 @@ class Engine:
         kept = mask(text, self._stamped) if self._stamped else text
         return sha256(kept.encode("utf-8", "surrogatepass"))
 
-    def _remember(self, file: TextFile, data: bytes, masked: str) -> None:
-        """Record what Scribe left at ``file``'s path: ``data``, and its masked hash."""
-        try:
-            st = file.path.stat()
-        except FileNotFoundError:
-            return
-        self.state.put(file.rel, Seen(sha256(data), masked, st.st_size, st.st_mtime_ns))
+    def _remember(self, rel: str, data: bytes, masked: str, size: int, mtime_ns: int) -> None:
+        """Record what Scribe left at ``rel``: ``data``, its masked hash, size and mtime."""
+        self.state.put(rel, Seen(sha256(data), masked, size, mtime_ns))
 
     def _quarantined(self, file: TextFile) -> set[str]:
         """Rules that failed on exactly this content: not retried until it changes."""
@@ -211,9 +209,9 @@ class Engine:
 
     def _wait_for_git(self) -> None:
         """Hold rewrites while a git operation holds the index lock."""
-        lock = self.root / GIT_LOCK
+        lock = os.path.join(self.root, GIT_LOCK)  # checked before every write: keep it cheap
         warned_at = clock.monotonic()
-        while lock.exists():
+        while os.path.exists(lock):
             if clock.monotonic() - warned_at > 10:
                 log.warning("waiting for git to finish (%s exists)", GIT_LOCK)
                 warned_at = clock.monotonic()

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+
+#: Seeded from the OS once (and again in a forked child); ``uuid4()`` itself asks the
+#: OS for randomness on every call, a syscall per event that shows up in a scan.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def _new_id() -> str:
+    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
 
 
 class EventKind(StrEnum):
@@ -24,7 +35,7 @@ class Event:
     dest: str | None = None  # for moves: where it went
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     source: str = "watcher"
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=_new_id)
 
     @property
     def target(self) -> str:

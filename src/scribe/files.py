@@ -87,16 +87,46 @@ def resolve_inside(root: Path, rel: str) -> Path:
     return real
 
 
+def _plain_path(root: Path, rel: str) -> str | None:
+    """``root/rel`` when no directory on the way down from ``root`` is a symlink.
+
+    The common case costs one ``lstat`` per directory below the root instead of the
+    full ``realpath`` walk from ``/`` (syscalls dominate a scan); None sends the
+    caller to ``resolve_inside``.
+    """
+    parts = rel.split("/")
+    if "" in parts or "." in parts or ".." in parts:
+        return None
+    current = str(root)
+    for part in parts[:-1]:
+        current = os.path.join(current, part)
+        if stat.S_ISLNK(os.lstat(current).st_mode):
+            return None
+    return os.path.join(current, parts[-1])
+
+
+def _open_inside(root: Path, rel: str, flags: int) -> tuple[int, Path]:
+    """Open ``rel`` without leaving ``root``: its descriptor and its real path."""
+    plain = _plain_path(root, rel)
+    if plain is not None:
+        try:
+            return os.open(plain, flags | os.O_NOFOLLOW), Path(plain)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # ELOOP: the file itself is a symlink
+                raise
+    real = resolve_inside(root, rel)
+    return os.open(real, flags), real
+
+
 def read_text(root: Path, rel: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> TextFile:
     """Read and decode ``rel``; raise ``Skipped`` with a reason for anything not editable.
 
     ``root`` must already be resolved (``Path.resolve()``). Raises FileNotFoundError
     when the file is gone.
     """
-    real = resolve_inside(root, rel)
     # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; fstat
     # then says it is not a regular file. Reads of regular files ignore the flag.
-    fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    fd, real = _open_inside(root, rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -215,7 +245,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_cas(file: TextFile, data: bytes) -> None:
+def write_cas(file: TextFile, data: bytes) -> os.stat_result:
     """Replace ``file.path`` with ``data`` only if it still holds ``file.raw``.
 
     Temp file in the same directory, fsync, atomic swap, directory fsync; the mode
@@ -225,6 +255,9 @@ def write_cas(file: TextFile, data: bytes) -> None:
     from, and ``FileBusy`` when another process has it open for writing (a writer
     that truncated the file and has not finished would otherwise keep writing into
     the replaced, deleted file: see ``enable_writer_probe``).
+
+    Returns the status of the file written, taken before the swap: a later stat of
+    the path could already describe someone else's save.
     """
     target = file.path
     unique = f"{os.getpid()}.{os.urandom(4).hex()}"
@@ -239,6 +272,7 @@ def write_cas(file: TextFile, data: bytes) -> None:
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
+            placed = os.fstat(fd)
         finally:
             os.close(fd)
         try:
@@ -256,6 +290,7 @@ def write_cas(file: TextFile, data: bytes) -> None:
         # Once swapped, tmp holds the displaced (planned-from) content; drop it.
         tmp.unlink(missing_ok=True)
     _fsync_dir(target.parent)
+    return placed
 
 
 def _settle_exchange(file: TextFile, ours: tuple[int, bytes], tmp: Path) -> None:
