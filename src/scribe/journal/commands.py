@@ -1,0 +1,274 @@
+"""The journal's read commands: ``log``, ``history``, ``show``, ``verify``, ``journal export``.
+
+They read ``.scribe/journal.db`` through its indexes, never the mirror files.
+Exit codes: 0 success; 1 no journal, nothing found, or a broken chain; 2 bad
+arguments (typer's usage errors).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+
+from scribe.journal.entry import Entry, JournalError, Query, emoji
+from scribe.journal.mirrors import LOG_DIR, export, markdown_line
+from scribe.journal.sqlite import JOURNAL_DB, SqliteJournal
+
+#: How often ``scribe log -f`` looks for new entries.
+FOLLOW_INTERVAL = 0.2
+DEFAULT_LIMIT = 100
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+_AGE = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or an age: ``30m``, ``2h``, ``3d``."""
+    if age := _AGE.fullmatch(text.strip()):
+        return datetime.now(UTC) - timedelta(**{_UNITS[age[2]]: int(age[1])})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a time: give an ISO date or time (2026-11-24, "
+            "2026-11-24T10:00, 2026-11-24T10:00+01:00) or an age (30m, 2h, 3d, 1w)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a day: give it as 2026-11-24") from None
+
+
+def find_journal_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` with a journal (or else a ``.scribe``)."""
+    here = start.resolve()
+    for marker in (JOURNAL_DB, JOURNAL_DB.parent):
+        for candidate in (here, *here.parents):
+            if (candidate / marker).exists():
+                return candidate
+    return here
+
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="Repository root (default: found from the current directory)."),
+]
+
+
+@contextmanager
+def _journal(root: Path | None) -> Iterator[tuple[Path, SqliteJournal]]:
+    """The repository root and its journal; exit 1 with a message if there is none."""
+    base = root.resolve() if root else find_journal_root(Path.cwd())
+    if not (base / JOURNAL_DB).is_file():
+        err.print(f"no journal in {base}: {JOURNAL_DB} does not exist yet", markup=False)
+        raise typer.Exit(1)
+    try:
+        store = SqliteJournal.for_root(base)
+    except (JournalError, sqlite3.DatabaseError) as exc:
+        err.print(f"cannot open the journal in {base}: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    with store:
+        yield base, store
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _print_entries(entries: list[Entry], as_json: bool) -> None:
+    render = Entry.to_json if as_json else markdown_line
+    if entries:
+        typer.echo("\n".join(render(entry) for entry in entries))
+
+
+def _print_diff(diff: str) -> None:
+    if out.is_terminal:
+        out.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark", background_color="default"))
+    else:
+        typer.echo(diff, nl=not diff.endswith("\n"))
+
+
+def log_command(
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", parser=parse_time, help="From this time: 2026-11-24, 2h, 3d."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option("--until", parser=parse_time, help="Before this time (same forms)."),
+    ] = None,
+    kinds: Annotated[
+        list[str] | None, typer.Option("--kind", help="Only this kind (repeatable).")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Only paths matching this glob: notes/**/*.md.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Only this actor.")] = None,
+    grep: Annotated[
+        str | None, typer.Option("--grep", help="Only entries with these words (or prefixes).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Show the last N entries (0: all).")
+    ] = DEFAULT_LIMIT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSONL entries.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new entries until Ctrl-C.")
+    ] = False,
+    root: RootOption = None,
+) -> None:
+    """Show journal entries, oldest first: the last --limit of those matching the filters."""
+    query = Query(
+        since=since, until=until, kinds=tuple(kinds or ()), path_glob=path, actor=actor,
+        text=grep, limit=limit or None, newest_first=True,
+    )  # fmt: skip
+    with _journal(root) as (_, store):
+        head = store.head()  # before the query: following starts at or before its end
+        entries = store.query(query)[::-1]
+        _print_entries(entries, as_json)
+        if limit and len(entries) == limit and not follow:
+            err.print(f"(the last {limit}; --limit 0 shows all)", markup=False)
+        if not follow:
+            return
+        after = max(entries[-1].seq if entries else 0, head.seq if head else 0)
+        query = replace(query, since=None, limit=None, newest_first=False)
+        try:
+            while True:
+                time.sleep(FOLLOW_INTERVAL)
+                if new := store.query(replace(query, after_seq=after)):
+                    _print_entries(new, as_json)
+                    after = new[-1].seq
+        except KeyboardInterrupt:
+            return
+
+
+def _relative(given: Path, root: Path) -> str:
+    try:
+        return given.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return given.as_posix()
+
+
+def history(
+    path: Annotated[str, typer.Argument(help="A file, as a path relative to the root.")],
+    root: RootOption = None,
+) -> None:
+    """Every entry for PATH, oldest first, with the diff of each write."""
+    with _journal(root) as (base, store):
+        given = Path(path)
+        rel = _relative(given, base) if given.is_absolute() or given.exists() else given.as_posix()
+        entries = store.query(Query(path=rel))
+        if not entries:
+            err.print(f"nothing journaled for {rel}", markup=False)
+            raise typer.Exit(1)
+        for entry in entries:
+            typer.echo(markdown_line(entry))
+            if entry.diff:
+                _print_diff(entry.diff)
+
+
+def show(
+    seq: Annotated[int, typer.Argument(help="The entry's sequence number.")],
+    root: RootOption = None,
+) -> None:
+    """One entry in full: every field, the payload and the diff."""
+    with _journal(root) as (_, store):
+        entry = store.get(seq)
+        if entry is None:
+            head = store.head()
+            last = f"the last is {head.seq}" if head else "the journal is empty"
+            err.print(f"no entry {seq}: {last}", markup=False)
+            raise typer.Exit(1)
+    fields = [
+        ("seq", str(entry.seq)),
+        ("ts", entry.ts),
+        ("kind", f"{entry.kind} {emoji(entry.kind)}"),
+        ("actor", entry.actor),
+        ("path", entry.path),
+        ("message", entry.message),
+        ("ref", None if entry.ref is None else str(entry.ref)),
+        ("before_hash", entry.before_hash),
+        ("after_hash", entry.after_hash),
+        ("prev_hash", entry.prev_hash),
+        ("hash", entry.hash),
+    ]
+    for name, value in fields:
+        if value is not None:
+            typer.echo(f"{name:<12}{value}")
+    typer.echo("payload:")
+    typer.echo(json.dumps(entry.payload, indent=2, sort_keys=True, ensure_ascii=False))
+    if entry.diff:
+        typer.echo("diff:")
+        _print_diff(entry.diff)
+
+
+def verify(root: RootOption = None) -> None:
+    """Recompute the hash chain; exit 1 and name the first broken entry if it is broken."""
+    with _journal(root) as (_, store), _progress() as progress:
+        task = progress.add_task("verifying", total=None)
+        report = store.verify(
+            lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    if report.ok:
+        head = f", head {report.last_seq} {(report.last_hash or '')[:12]}" if report.checked else ""
+        typer.echo(f"ok: {report.checked} entries{head}")
+        return
+    typer.echo(f"broken at entry {report.first_bad_seq}: {report.problem}")
+    raise typer.Exit(1)
+
+
+def export_command(
+    since: Annotated[
+        date | None,
+        typer.Option("--since", parser=parse_day, help="Rebuild from this day on (2026-11-24)."),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Rebuild the daily JSONL and Markdown mirrors from the journal."""
+    with _journal(root) as (base, store), _progress() as progress:
+        task = progress.add_task("exporting", total=None)
+        done = export(
+            store,
+            base,
+            since,
+            lambda n, total: progress.update(task, completed=n, total=total),
+        )
+    typer.echo(f"exported {done.entries} entries into {done.files} files under {LOG_DIR}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the journal commands to ``app`` (Scribe's command line)."""
+    app.command("log")(log_command)
+    app.command("history")(history)
+    app.command("show")(show)
+    app.command("verify")(verify)
+    journal = typer.Typer(help="Maintain the journal.", no_args_is_help=True)
+    journal.command("export")(export_command)
+    app.add_typer(journal, name="journal")

@@ -1,0 +1,391 @@
+"""The SQLite journal: one database file, WAL, every commit durable before ``append`` returns.
+
+Durability is what "journal first" means: ``synchronous=FULL`` makes a committed
+entry survive power loss, so the engine may report a change done once it is here.
+
+Full-text search uses an FTS5 table with *external content* (``content='entries'``):
+the text lives once, in ``entries``, and the index holds only tokens. External
+content tables drift when their content table changes behind their back, but
+entries never change (triggers refuse it), so indexing each entry in the
+transaction that appends it keeps the index exact. (Not with an insert trigger:
+FTS5 inside a trigger flushes its buffer row by row, which is four times slower.)
+
+``ts`` never decreases along the chain (an append takes the later of the clock and
+the head's ``ts``), so a time range is a range of ``seq``; ``search.py`` turns the
+rest of a query into SQL.
+
+Outside the database, ``journal.head`` (see ``head.py``) records the chain's end
+after each commit, which lets ``verify`` notice entries cut off the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from scribe.journal.entry import (
+    FILE_DELETED,
+    GENESIS,
+    WORK_DONE,
+    WORK_PENDING,
+    Entry,
+    JournalError,
+    NewEntry,
+    Query,
+    VerifyReport,
+    stamp,
+)
+from scribe.journal.head import HeadFile, read_head
+from scribe.journal.search import compile_query, glob_match, prefix_probe
+
+log = logging.getLogger("scribe")
+
+#: Where a repository's journal lives, relative to its root.
+JOURNAL_DB = Path(".scribe") / "journal.db"
+
+#: Forward migrations; the database's ``PRAGMA user_version`` counts those applied.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE entries (
+            seq INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            path TEXT,
+            before_hash TEXT,
+            after_hash TEXT,
+            diff TEXT,
+            message TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            ref INTEGER,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        # Every SQLite index ends with the rowid, so these are (ts, seq), (path, seq)...
+        "CREATE INDEX entries_ts ON entries(ts)",
+        "CREATE INDEX entries_path ON entries(path)",
+        "CREATE INDEX entries_kind ON entries(kind)",
+        "CREATE INDEX entries_actor ON entries(actor)",
+        "CREATE INDEX entries_ref ON entries(ref, kind) WHERE ref IS NOT NULL",
+        # Covers last_hashes(): only the entries that say what a file now holds.
+        f"""CREATE INDEX entries_outcome ON entries(path, after_hash)
+            WHERE path IS NOT NULL AND (after_hash IS NOT NULL OR kind = '{FILE_DELETED}')""",
+        """CREATE VIRTUAL TABLE entries_text USING fts5(
+            path, message, payload, content='entries', content_rowid='seq', columnsize=0)""",
+        """CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries BEGIN
+            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be changed');
+        END""",
+        """CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN
+            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be deleted');
+        END""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_COLUMNS = (
+    "seq, ts, kind, actor, path, before_hash, after_hash, diff, message, payload, ref, "
+    "prev_hash, hash"
+)
+_E_COLUMNS = ", ".join(f"e.{name}" for name in _COLUMNS.split(", "))
+_INSERT = f"INSERT INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_INDEX_TEXT = "INSERT INTO entries_text(rowid, path, message, payload) VALUES (?, ?, ?, ?)"
+# The canonical JSON of an entry's body, built by SQLite; keys in sorted order.
+_BODY = (
+    "json_object('actor', actor, 'after_hash', after_hash, 'before_hash', before_hash, "
+    "'diff', diff, 'kind', kind, 'message', message, 'path', path, "
+    "'payload', iif(json_valid(payload), json(payload), NULL), 'prev_hash', prev_hash, "
+    "'ref', ref, 'seq', seq, 'ts', ts)"
+)
+_CHUNK = 10_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    seq, ts, kind, actor, path, before, after, diff, message, payload, ref, prev, hash_ = row
+    return Entry(
+        seq, ts, kind, actor, path, before, after, diff, message, json.loads(payload), ref,
+        prev, hash_,
+    )  # fmt: skip
+
+
+class SqliteJournal:
+    """The journal in one SQLite file; thread-safe, and safe for several processes.
+
+    ``clock`` gives the time stamped on appended entries (tests and benchmarks
+    build journals that span days). ``busy_timeout`` is how long an append waits
+    for another process's transaction before failing.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = 5.0,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._head = HeadFile(path.with_suffix(".head"))
+        self._busy_timeout = busy_timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def for_root(cls, root: Path, **options: Any) -> SqliteJournal:
+        """The journal of the repository at ``root`` (``.scribe/journal.db``)."""
+        return cls(root / JOURNAL_DB, **options)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.create_function("scribe_glob", 2, glob_match, deterministic=True)
+        return db
+
+    def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version()  # another process may have just migrated
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    def _version(self) -> int:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path} was written by a newer Scribe (journal schema {version}; "
+                f"this version knows up to {SCHEMA_VERSION}); upgrade Scribe to use it"
+            )
+        return version
+
+    # -- writing --------------------------------------------------------------
+
+    def append(self, entries: Sequence[NewEntry]) -> list[Entry]:
+        """Commit ``entries`` in one transaction and return them sealed.
+
+        The chain head is read inside ``BEGIN IMMEDIATE``, which holds SQLite's
+        write lock, so appends from several processes still form one chain.
+        """
+        if not entries:
+            return []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                last = db.execute(
+                    "SELECT seq, ts, hash FROM entries ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, last_ts, prev = last if last else (0, "", GENESIS)
+                ts = max(stamp(self._clock()), last_ts)
+                sealed, rows = [], []
+                for new in entries:
+                    seq += 1
+                    entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
+                    prev = entry.hash
+                    sealed.append(entry)
+                    rows.append(
+                        (
+                            seq, ts, new.kind, new.actor, new.path, new.before_hash,
+                            new.after_hash, new.diff, new.message, new.payload_json, new.ref,
+                            entry.prev_hash, entry.hash,
+                        )
+                    )  # fmt: skip
+                db.executemany(_INSERT, rows)
+                db.executemany(_INDEX_TEXT, [(r[0], r[4], r[8], r[9]) for r in rows])
+                db.execute("COMMIT")
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            self._head.write(sealed[-1].seq, sealed[-1].hash)
+        return sealed
+
+    # -- reading --------------------------------------------------------------
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def get(self, seq: int) -> Entry | None:
+        row = self._one(f"SELECT {_COLUMNS} FROM entries WHERE seq = ?", (seq,))
+        return _entry(row) if row else None
+
+    def head(self) -> Entry | None:
+        row = self._one(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1")
+        return _entry(row) if row else None
+
+    def count(self) -> int:
+        return int(self._one("SELECT count(*) FROM entries")[0])
+
+    def _first_seq_at(self, moment: datetime) -> int | None:
+        row = self._one(
+            "SELECT seq FROM entries WHERE ts >= ? ORDER BY ts, seq LIMIT 1", (stamp(moment),)
+        )
+        return int(row[0]) if row else None
+
+    def query(self, q: Query) -> list[Entry]:
+        first_seq = end_seq = None
+        if q.since is not None and (first_seq := self._first_seq_at(q.since)) is None:
+            return []
+        if q.until is not None:
+            end_seq = self._first_seq_at(q.until)
+        compiled = compile_query(q, _E_COLUMNS, first_seq, end_seq, self._count_under)
+        return [_entry(row) for row in self._all(*compiled)] if compiled else []
+
+    def _count_under(self, prefix: str) -> int:
+        return int(self._one(*prefix_probe(prefix))[0])
+
+    def open_work(
+        self, pending_kind: str = WORK_PENDING, done_kind: str = WORK_DONE
+    ) -> list[Entry]:
+        """``pending_kind`` entries that no later ``done_kind`` entry refers to, oldest first."""
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM entries AS p WHERE kind = ? AND NOT EXISTS ("
+            "SELECT 1 FROM entries AS d WHERE d.ref = p.seq AND d.kind = ? AND d.seq > p.seq"
+            ") ORDER BY seq",
+            (pending_kind, done_kind),
+        )
+        return [_entry(row) for row in rows]
+
+    def last_hashes(self) -> dict[str, str]:
+        """Per path, the ``after_hash`` of its newest entry that says what the file holds.
+
+        Those are entries with an ``after_hash``, and ``file.deleted`` entries, which
+        remove the path from the result.
+        """
+        rows = self._all(
+            "SELECT path, after_hash, max(seq) FROM entries WHERE path IS NOT NULL AND "
+            f"(after_hash IS NOT NULL OR kind = '{FILE_DELETED}') GROUP BY path"
+        )
+        return {path: after for path, after, _ in rows if after is not None}
+
+    # -- verifying ------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Recompute every hash and link in seq order, then compare with the head file.
+
+        Detects entries edited, removed, inserted or reordered anywhere, and entries
+        cut off the end (the head file then names a seq the database lacks). Reads
+        its own snapshot, so appends go on meanwhile.
+        """
+        try:
+            recorded = read_head(self._head.path)  # first: the head never runs ahead of a commit
+        except JournalError as exc:
+            return VerifyReport(False, 0, None, str(exc))
+        db = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        try:
+            db.execute("BEGIN")  # one snapshot for the count and the scan
+            report = _check_chain(db, recorded, progress)
+            db.execute("COMMIT")
+            return report
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._head.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _check_chain(
+    db: sqlite3.Connection,
+    recorded: tuple[int, str] | None,
+    progress: Callable[[int, int], None] | None,
+) -> VerifyReport:
+    total = int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+    checked, expected, prev = 0, 1, GENESIS
+    head_hash: str | None = None
+
+    def broken(seq: int, problem: str) -> VerifyReport:
+        return VerifyReport(False, checked, seq, problem, expected - 1 or None, prev)
+
+    rows = db.execute(f"SELECT seq, prev_hash, hash, {_BODY} FROM entries ORDER BY seq")
+    try:
+        while chunk := rows.fetchmany(_CHUNK):
+            for seq, prev_hash, hash_, body in chunk:
+                if seq != expected:
+                    what = "is missing" if seq > expected else "is out of order"
+                    return broken(expected, f"entry {expected} {what}")
+                if prev_hash != prev:
+                    return broken(
+                        seq, f"entry {seq} does not follow entry {seq - 1}: an entry before "
+                        "it was changed, removed or moved",
+                    )  # fmt: skip
+                if (body is None or sha256(body.encode()).hexdigest() != hash_) and _slow_hash(
+                    db, seq
+                ) != hash_:
+                    return broken(seq, f"entry {seq} was changed: its hash does not match")
+                if recorded is not None and seq == recorded[0]:
+                    head_hash = hash_
+                checked += 1
+                expected += 1
+                prev = hash_
+            if progress is not None:
+                progress(checked, total)
+    except sqlite3.Error as exc:  # a value SQLite cannot render: only tampering does that
+        return broken(expected, f"entry {expected} cannot be read: {exc}")
+    if recorded is not None:
+        head_seq, recorded_hash = recorded
+        if head_seq > checked:
+            return broken(
+                checked + 1,
+                f"the journal ends at entry {checked} but journal.head records entry "
+                f"{head_seq}: entries were removed from the end",
+            )
+        if head_hash != recorded_hash:
+            return broken(
+                head_seq, f"entry {head_seq} is not the one journal.head records: "
+                "history was rewritten",
+            )  # fmt: skip
+    return VerifyReport(True, checked, None, "", checked or None, prev if checked else None)
+
+
+def _slow_hash(db: sqlite3.Connection, seq: int) -> str | None:
+    """The hash recomputed in Python, the authority when SQLite's JSON spelling of an
+    entry differs from Python's (the fast path is an optimisation, never the judge)."""
+    row = db.execute(f"SELECT {_COLUMNS} FROM entries WHERE seq = ?", (seq,)).fetchone()
+    try:
+        return _entry(row).recompute()
+    except (TypeError, ValueError):
+        return None

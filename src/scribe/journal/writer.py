@@ -1,0 +1,183 @@
+"""Group commit: the engine's worker threads share one journal transaction.
+
+A durable commit costs a disk sync, whatever it holds. ``JournalWriter`` has one
+thread that takes everything queued, commits it as one transaction, writes the
+mirror lines and wakes the callers. Callers who arrive while a commit is on disk
+queue up and all go in the next one, so under load a sync carries many entries,
+and an idle journal still commits each entry at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from scribe.journal.entry import (
+    JOURNAL_FLAGGED,
+    Entry,
+    Journal,
+    JournalUnavailable,
+    NewEntry,
+)
+from scribe.journal.mirrors import LOG_DIR, Mirrors
+
+log = logging.getLogger("scribe")
+
+
+@dataclass(eq=False)
+class _Request:
+    entries: list[NewEntry]
+    done: bool = False
+    committed: list[Entry] = field(default_factory=list)
+    problem: str = ""
+    cause: BaseException | None = None
+
+
+class JournalWriter:
+    """Appends from many threads, batched into one store transaction at a time.
+
+    ``healthy`` turns False, with the reason in ``problem``, when a commit fails
+    (disk full, read-only database, locked for too long), and True again after the
+    next commit succeeds.
+    """
+
+    def __init__(self, store: Journal, mirrors: Mirrors | None = None) -> None:
+        self.store = store
+        self.mirrors = mirrors
+        self.problem = ""
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._closed = False
+        self._committing = 0
+        self._thread = threading.Thread(target=self._run, name="scribe-journal", daemon=True)
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problem
+
+    @property
+    def backlog(self) -> int:
+        """Entries waiting for the next commit."""
+        with self._cond:
+            return sum(len(request.entries) for request in self._queue)
+
+    @property
+    def committing(self) -> int:
+        """Entries in the commit under way."""
+        return self._committing
+
+    def append(self, entries: Sequence[NewEntry]) -> list[Entry]:
+        """Block until ``entries`` are committed; raise JournalUnavailable if they were not."""
+        if not entries:
+            return []
+        request = _Request(list(entries))
+        with self._cond:
+            if self._closed:
+                raise JournalUnavailable("the journal writer is closed")
+            self._queue.append(request)
+            self._cond.notify_all()
+            while not request.done:
+                self._cond.wait()
+        if request.problem:
+            raise JournalUnavailable(request.problem) from request.cause
+        return request.committed
+
+    def submit(self, entries: Sequence[NewEntry]) -> None:
+        """Queue ``entries`` for the next commit without waiting for it.
+
+        For records that guard no write (an unchanged file, a skip, a write's
+        ``work.done``); a failure is logged and shows in ``healthy``.
+        """
+        if not entries:
+            return
+        with self._cond:
+            if self._closed:
+                log.error("journal writer closed; %d entries not journaled", len(entries))
+                return
+            self._queue.append(_Request(list(entries)))
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait until everything queued before this call is committed (or failed)."""
+        marker = _Request([])
+        with self._cond:
+            if self._closed:
+                return
+            self._queue.append(marker)  # batches commit in order: when it is done, all are
+            self._cond.notify_all()
+            while not marker.done:
+                self._cond.wait()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+                self._committing = sum(len(request.entries) for request in batch)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            sealed = self.store.append([entry for request in batch for entry in request.entries])
+        except Exception as exc:  # whatever it is, every caller must hear it, or they wait forever
+            problem = f"the journal cannot be written: {exc}"
+            log.error("%s", problem)
+            with self._cond:
+                self.problem, self._committing = problem, 0
+                for request in batch:
+                    request.problem, request.cause, request.done = problem, exc, True
+                self._cond.notify_all()
+            return
+        repaired: list[Path] = []
+        if self.mirrors is not None:
+            try:
+                repaired = self.mirrors.append(sealed)
+            except OSError as exc:  # the commit stands; `scribe journal export` rebuilds them
+                log.warning("could not write the journal mirrors: %s", exc)
+        with self._cond:
+            self.problem, self._committing = "", 0
+            start = 0
+            for request in batch:
+                end = start + len(request.entries)
+                request.committed, request.done = sealed[start:end], True
+                start = end
+            if repaired:  # journaled by this thread, in the next batch; nobody waits on it
+                self._queue.append(_Request([_flag(path) for path in repaired]))
+            self._cond.notify_all()
+
+
+def _flag(path: Path) -> NewEntry:
+    file = (LOG_DIR / path.parent.name / path.name).as_posix()
+    return NewEntry(
+        JOURNAL_FLAGGED,
+        "scribe",
+        message=f"{file} ended with a line cut short (a crash?); the next line starts fresh",
+        payload={"file": file, "problem": "torn line"},
+    )

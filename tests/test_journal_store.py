@@ -1,0 +1,541 @@
+"""The journal store: a hash chain on disk that notices any edit, and finds entries fast."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import scribe.journal
+from scribe.errors import ScribeError
+from scribe.journal import Entry, JournalError, NewEntry, Query, SqliteJournal
+from scribe.journal.entry import (
+    FILE_DELETED,
+    FILE_SKIPPED,
+    FILE_WRITTEN,
+    GENESIS,
+    RULE_MATCHED,
+    WORK_DONE,
+    WORK_PENDING,
+    JournalUnavailable,
+)
+from scribe.journal.head import SLOT
+from scribe.journal.sqlite import SCHEMA_VERSION
+from scribe.journal.writer import JournalWriter
+
+BASE = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+class Clock:
+    """The store's clock, moved by the test: entries that span hours, made in a second."""
+
+    def __init__(self, now: datetime = BASE) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def written(i: int, path: str = "notes/a.md") -> NewEntry:
+    return NewEntry(
+        FILE_WRITTEN,
+        "rule:stamp",
+        path,
+        before_hash=f"{i:064x}",
+        after_hash=f"{i + 1:064x}",
+        diff=f"--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-{i}\n+{i + 1}\n",
+        message=f"modified set to {i}",
+        payload={"rule": "stamp", "round": i},
+    )
+
+
+def fill(db: Path, count: int) -> list[Entry]:
+    """``count`` entries, one transaction each (so the head file follows every one)."""
+    with SqliteJournal(db) as store:
+        return [store.append([written(i)])[0] for i in range(count)]
+
+
+def raw(db: Path) -> sqlite3.Connection:
+    """The database as an attacker sees it: plain SQL, triggers dropped."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute("DROP TRIGGER entries_no_delete")
+    return conn
+
+
+def test_public_surface_is_pinned() -> None:
+    assert scribe.journal.__all__ == [
+        "Entry",
+        "Journal",
+        "JournalError",
+        "JournalUnavailable",
+        "JournalWriter",
+        "Mirrors",
+        "NewEntry",
+        "Query",
+        "SqliteJournal",
+        "VerifyReport",
+    ]
+
+
+def test_entries_form_a_chain_of_canonical_json_hashes(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    with SqliteJournal(db) as store:
+        first = store.append([NewEntry("engine.started", "scribe", message="watching")])
+        batch = store.append([written(1), written(2, "ünï/çødé.md")])
+    entries = first + batch
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert entries[0].prev_hash == GENESIS
+    assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
+    for entry in entries:
+        assert TS.fullmatch(entry.ts)
+        body = {k: v for k, v in json.loads(entry.to_json()).items() if k != "hash"}
+        spelled = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert entry.hash == hashlib.sha256(spelled.encode()).hexdigest()
+        assert Entry.from_json(entry.to_json()) == entry
+    assert "ünï/çødé.md" in entries[2].to_json()  # UTF-8, not \\u escapes
+    with SqliteJournal(db) as again:  # the chain survives a reopen
+        assert [again.get(e.seq) for e in entries] == entries
+        assert again.head() == entries[-1]
+        assert again.count() == 3
+        assert again.get(4) is None
+        assert again.verify().ok
+
+
+def test_an_entry_that_cannot_be_journaled_is_refused_before_any_batch() -> None:
+    with pytest.raises(JournalError, match="cannot journal"):
+        NewEntry("x", "user", payload={"v": float("nan")})
+    with pytest.raises(JournalError, match="cannot journal"):
+        NewEntry("x", "user", payload={"v": object()})
+    with pytest.raises(JournalError, match="cannot journal"):
+        NewEntry("x", "user", message="half a surrogate \ud800")
+    with pytest.raises(JournalError, match="needs a kind and an actor"):
+        NewEntry("", "user")
+    assert issubclass(JournalError, ScribeError)
+    payload: dict[str, object] = {"files": ["a.md"]}
+    entry = NewEntry("x", "user", payload=payload)
+    payload["files"] = ["changed afterwards"]
+    assert entry.payload == {"files": ["a.md"]}
+
+
+def test_sql_cannot_change_or_delete_entries(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    fill(db, 3)
+    conn = sqlite3.connect(db)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only: entries cannot be changed"):
+        conn.execute("UPDATE entries SET message = 'nothing happened' WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only: entries cannot be deleted"):
+        conn.execute("DELETE FROM entries WHERE seq = 3")
+    conn.close()
+    with SqliteJournal(db) as store:
+        assert store.count() == 3
+        assert store.verify().ok
+
+
+def _edit(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE entries SET message = 'nothing to see' WHERE seq = 5")
+
+
+def _edit_payload(conn: sqlite3.Connection) -> None:
+    conn.execute("""UPDATE entries SET payload = '{"round":4,"rule":"other"}' WHERE seq = 5""")
+
+
+def _delete(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM entries WHERE seq = 5")
+
+
+def _reorder(conn: sqlite3.Connection) -> None:
+    # Swap the contents of entries 5 and 6, leaving each seq in place.
+    conn.execute("UPDATE entries SET seq = -5 WHERE seq = 5")
+    conn.execute("UPDATE entries SET seq = 5 WHERE seq = 6")
+    conn.execute("UPDATE entries SET seq = 6 WHERE seq = -5")
+
+
+def _truncate(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM entries WHERE seq > 8")
+
+
+def _rewrite(conn: sqlite3.Connection) -> None:
+    """Change entry 5 and recompute every hash after it: a valid chain, but not ours."""
+    conn.execute("UPDATE entries SET message = 'rewritten' WHERE seq = 5")
+    prev = conn.execute("SELECT hash FROM entries WHERE seq = 4").fetchone()[0]
+    for (seq,) in conn.execute("SELECT seq FROM entries WHERE seq >= 5 ORDER BY seq").fetchall():
+        conn.execute("UPDATE entries SET prev_hash = ? WHERE seq = ?", (prev, seq))
+        row = conn.execute("SELECT * FROM entries WHERE seq = ?", (seq,)).fetchone()
+        names = [d[0] for d in conn.execute("SELECT * FROM entries LIMIT 0").description]
+        body = dict(zip(names, row, strict=True))
+        body["payload"] = json.loads(body["payload"])
+        del body["hash"]
+        prev = hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ).hexdigest()
+        conn.execute("UPDATE entries SET hash = ? WHERE seq = ?", (prev, seq))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_seq", "words"),
+    [
+        (_edit, 5, "entry 5 was changed"),
+        (_edit_payload, 5, "entry 5 was changed"),
+        (_delete, 5, "entry 5 is missing"),
+        (_reorder, 5, "entry 5 does not follow entry 4"),
+        (_truncate, 9, "ends at entry 8 but journal.head records entry 10"),
+        (_rewrite, 10, "entry 10 is not the one journal.head records"),
+    ],
+    ids=["edit", "edit-payload", "delete", "reorder", "truncate", "rewrite-all-hashes"],
+)
+def test_verify_names_the_first_entry_tampered_with(
+    tmp_path: Path, tamper: Callable[[sqlite3.Connection], None], bad_seq: int, words: str
+) -> None:
+    db = tmp_path / "journal.db"
+    fill(db, 10)
+    with SqliteJournal(db) as store:
+        assert store.verify().ok
+    conn = raw(db)
+    tamper(conn)
+    conn.close()
+    with SqliteJournal(db) as store:
+        report = store.verify()
+    assert not report.ok
+    assert report.first_bad_seq == bad_seq
+    assert words in report.problem
+
+
+def test_the_head_file_may_lag_behind_but_not_lie(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    fill(db, 3)
+    head = db.with_suffix(".head")
+    stale = head.read_bytes()
+    with SqliteJournal(db) as store:
+        store.append([written(9)])
+    head.write_bytes(stale)  # a crash between the commit and the head update
+    with SqliteJournal(db) as store:
+        report = store.verify()
+        assert (report.ok, report.checked, report.last_seq) == (True, 4, 4)
+    head.write_bytes(b"not a head\n")
+    with SqliteJournal(db) as store:
+        report = store.verify()
+    assert not report.ok
+    assert "garbled" in report.problem
+
+
+def test_a_head_slot_torn_by_a_crash_falls_back_to_the_other(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    entries = fill(db, 4)
+    head = db.with_suffix(".head")
+    data = bytearray(head.read_bytes())
+    slot = (entries[-1].seq % 2) * SLOT
+    data[slot + 10 : slot + SLOT] = b"\0" * (SLOT - 10)  # the write of entry 4 cut short
+    head.write_bytes(bytes(data))
+    with SqliteJournal(db) as store:
+        assert store.verify().ok
+    conn = raw(db)
+    conn.execute("DELETE FROM entries WHERE seq >= 3")  # entry 3 is still in the other slot
+    conn.close()
+    with SqliteJournal(db) as store:
+        assert store.verify().first_bad_seq == 3
+
+
+def test_migrations_build_an_empty_database_and_refuse_a_newer_one(tmp_path: Path) -> None:
+    db = tmp_path / "deep" / "journal.db"
+    with SqliteJournal(db) as store:
+        assert store.count() == 0
+        assert store.head() is None
+        assert store.verify().ok
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"entries", "entries_text", "entries_no_update", "entries_ref"} <= tables
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match=r"written by a newer Scribe \(journal schema 2"):
+        SqliteJournal(db)
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Iterator[tuple[SqliteJournal, list[Entry]]]:
+    """300 entries a minute apart: four paths, four kinds, three actors, odd messages."""
+    clock = Clock()
+    paths = ["notes/a.md", "notes/sub/b.md", "docs/c.md", "notes/d.txt", None]
+    kinds = [FILE_WRITTEN, FILE_SKIPPED, RULE_MATCHED, "case.opened"]
+    actors = ["rule:stamp", "user", "agent:claude/1234"]
+    messages = ["modified set", 'fix a-b "c" parser', "état réglé", "skipped: binary"]
+    store = SqliteJournal(tmp_path / "journal.db", clock=clock)
+    entries = []
+    for i in range(300):
+        clock.now = BASE + timedelta(minutes=i)
+        new = NewEntry(
+            kinds[i % 4],
+            actors[i % 3],
+            paths[i % 5],
+            message=messages[i % 4],
+            payload={"rule": f"stamp-{i % 7}", "note": "tag-omega" if i % 50 == 0 else ""},
+        )
+        entries.extend(store.append([new]))
+    yield store, entries
+    store.close()
+
+
+def seqs(entries: list[Entry]) -> list[int]:
+    return [e.seq for e in entries]
+
+
+def test_query_filters_agree_with_a_plain_scan(
+    sample: tuple[SqliteJournal, list[Entry]],
+) -> None:
+    store, entries = sample
+
+    def expect(keep: Callable[[Entry], bool]) -> list[int]:
+        return [e.seq for e in entries if keep(e)]
+
+    since, until = BASE + timedelta(minutes=100), BASE + timedelta(minutes=200)
+    assert seqs(store.query(Query())) == expect(lambda e: True)
+    assert seqs(store.query(Query(since=since))) == expect(lambda e: e.ts >= "2026-11-24T11:40")
+    assert seqs(store.query(Query(since=since, until=until))) == list(range(101, 201))
+    naive_local = datetime(2026, 11, 24, 11, 40)  # no zone: taken as UTC
+    assert seqs(store.query(Query(since=naive_local))) == list(range(101, 301))
+    assert store.query(Query(since=BASE + timedelta(days=1))) == []
+    kinds = (FILE_WRITTEN, "case.opened")
+    assert seqs(store.query(Query(kinds=kinds))) == expect(lambda e: e.kind in kinds)
+    assert seqs(store.query(Query(path_glob="notes/**/*.md"))) == expect(
+        lambda e: e.path in ("notes/a.md", "notes/sub/b.md")
+    )
+    assert seqs(store.query(Query(path_glob="**/*.md", limit=5000))) == expect(
+        lambda e: (e.path or "").endswith(".md")
+    )
+    assert seqs(store.query(Query(path_glob="notes/*"))) == expect(
+        lambda e: e.path in ("notes/a.md", "notes/d.txt")
+    )
+    assert seqs(store.query(Query(path_glob="notes/a.md"))) == expect(
+        lambda e: e.path == "notes/a.md"
+    )
+    assert seqs(store.query(Query(path="notes/a.m"))) == []
+    assert seqs(store.query(Query(path="docs/c.md"))) == expect(lambda e: e.path == "docs/c.md")
+    assert seqs(store.query(Query(actor="user"))) == expect(lambda e: e.actor == "user")
+    assert seqs(store.query(Query(after_seq=290))) == list(range(291, 301))
+    assert seqs(store.query(Query(limit=3, newest_first=True))) == [300, 299, 298]
+    assert seqs(store.query(Query(after_seq=10, limit=3))) == [11, 12, 13]
+    combined = Query(
+        since=since, kinds=(FILE_WRITTEN,), path_glob="notes/**", actor="rule:stamp", limit=4,
+        newest_first=True,
+    )  # fmt: skip
+    assert seqs(store.query(combined)) == expect(
+        lambda e: e.seq > 100 and e.kind == FILE_WRITTEN and e.actor == "rule:stamp"
+        and (e.path or "").startswith("notes/")
+    )[::-1][:4]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "keep"),
+    [
+        ('a-b "c', lambda e: "a-b" in e.message),
+        ('"c" parser', lambda e: "parser" in e.message),
+        ("modif", lambda e: e.message == "modified set"),
+        ("ÉTAT", lambda e: e.message.startswith("état")),
+        ("omega", lambda e: e.payload["note"] == "tag-omega"),
+        ("sub", lambda e: e.path == "notes/sub/b.md"),
+        ("' \" -- ()*:^", lambda e: False),
+        ("AND OR NOT NEAR", lambda e: False),
+    ],
+)
+def test_text_search_takes_any_user_input(
+    sample: tuple[SqliteJournal, list[Entry]], text: str, keep: Callable[[Entry], bool]
+) -> None:
+    store, entries = sample
+    expected = [e.seq for e in entries if keep(e)]
+    assert seqs(store.query(Query(text=text))) == expected
+    assert seqs(store.query(Query(text=text, limit=3, newest_first=True))) == expected[::-1][:3]
+    assert seqs(store.query(Query(text=text, path="notes/sub/b.md"))) == [
+        e.seq for e in entries if keep(e) and e.path == "notes/sub/b.md"
+    ]
+
+
+def test_open_work_is_pending_entries_no_done_entry_refers_to(tmp_path: Path) -> None:
+    with SqliteJournal(tmp_path / "journal.db") as store:
+        pending = store.append(
+            [NewEntry(WORK_PENDING, "scribe", f"n{i}.md", message="plan") for i in range(4)]
+        )
+        store.append(
+            [
+                NewEntry(WORK_DONE, "scribe", "n0.md", ref=pending[0].seq),
+                NewEntry(FILE_WRITTEN, "rule:x", "n1.md", ref=pending[1].seq),  # not done yet
+                NewEntry(WORK_DONE, "scribe", "n3.md", ref=pending[3].seq),
+            ]
+        )
+        assert seqs(store.open_work()) == [pending[1].seq, pending[2].seq]
+        assert store.open_work(pending_kind="case.opened", done_kind="case.closed") == []
+
+
+def test_last_hashes_follow_each_paths_newest_outcome(tmp_path: Path) -> None:
+    h = [f"{i:064x}" for i in range(6)]
+    with SqliteJournal(tmp_path / "journal.db") as store:
+        store.append(
+            [
+                NewEntry(FILE_WRITTEN, "rule:x", "a.md", h[0], h[1]),
+                NewEntry(FILE_WRITTEN, "user", "b.md", None, h[2]),
+                NewEntry(FILE_WRITTEN, "rule:x", "a.md", h[1], h[3]),
+                NewEntry(RULE_MATCHED, "rule:x", "a.md"),  # says nothing about the content
+                NewEntry(FILE_SKIPPED, "scribe", "a.md", h[3]),  # nor does a skip
+                NewEntry(FILE_DELETED, "user", "b.md", h[2]),
+                NewEntry(FILE_WRITTEN, "user", "c.md", None, h[4]),
+                NewEntry(FILE_DELETED, "user", "c.md", h[4]),
+                NewEntry(FILE_WRITTEN, "user", "c.md", None, h[5]),  # back again
+            ]
+        )
+        assert store.last_hashes() == {"a.md": h[3], "c.md": h[5]}
+
+
+def test_threads_appending_through_the_writer_make_one_linear_chain(tmp_path: Path) -> None:
+    store = SqliteJournal(tmp_path / "journal.db")
+    writer = JournalWriter(store)
+    results: dict[int, list[list[Entry]]] = {t: [] for t in range(8)}
+
+    def work(t: int) -> None:
+        for i in range(40):
+            batch = [
+                NewEntry("test.step", f"thread:{t}", message=f"{t}/{i}/{j}")
+                for j in range(i % 3 + 1)
+            ]
+            results[t].append(writer.append(batch))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.close()
+    everything = sorted(e.seq for calls in results.values() for call in calls for e in call)
+    assert everything == list(range(1, store.count() + 1))
+    assert store.count() == 8 * sum(i % 3 + 1 for i in range(40))
+    for t, calls in results.items():
+        for i, call in enumerate(calls):  # each caller gets its own entries, in order, contiguous
+            assert [e.message for e in call] == [f"{t}/{i}/{j}" for j in range(i % 3 + 1)]
+            assert seqs(call) == list(range(call[0].seq, call[0].seq + len(call)))
+    assert store.verify().ok
+    store.close()
+
+
+def test_callers_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    store = SqliteJournal(db)
+    writer = JournalWriter(store)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the first commit waits on this lock
+    done: dict[str, list[Entry]] = {}
+
+    def call(name: str) -> None:
+        done[name] = writer.append([NewEntry("test.step", name)])
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    wait_for(lambda: writer.committing == 1)  # taken by the writer thread, stuck on the lock
+    others = [threading.Thread(target=call, args=(f"t{i}",)) for i in range(4)]
+    for thread in others:
+        thread.start()
+    wait_for(lambda: writer.backlog == 4)
+    blocker.execute("COMMIT")
+    for thread in [first, *others]:
+        thread.join()
+    writer.close()
+    blocker.close()
+    later = [done[f"t{i}"][0] for i in range(4)]
+    assert done["first"][0].seq == 1
+    assert sorted(e.seq for e in later) == [2, 3, 4, 5]
+    assert len({e.ts for e in later}) == 1  # one transaction, one time stamp
+    store.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = threading.Event()
+    timer = threading.Timer(timeout, deadline.set)
+    timer.start()
+    try:
+        while not condition():
+            if deadline.wait(0.005):
+                raise AssertionError("condition not met in time")
+    finally:
+        timer.cancel()
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A journal whose database file cannot be written (chattr when running as root)."""
+    db = tmp_path / "journal.db"
+    fill(db, 2)
+    if os.geteuid() != 0:
+        db.chmod(0o444)
+        yield db
+        db.chmod(0o644)
+        return
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr: cannot make a file read-only")
+    try:
+        yield db
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+
+
+def test_a_read_only_journal_makes_the_writer_unavailable_not_silent(read_only: Path) -> None:
+    with SqliteJournal(read_only) as store, JournalWriter(store) as writer:
+        assert store.count() == 2  # reading still works
+        with pytest.raises(JournalUnavailable, match="readonly"):
+            writer.append([NewEntry("test.step", "user")])
+        assert not writer.healthy
+        assert "readonly" in writer.problem
+
+
+def test_the_writer_recovers_once_appends_succeed_again(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    with SqliteJournal(db, busy_timeout=0.05) as store, JournalWriter(store) as writer:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holding the journal too long
+        with pytest.raises(JournalUnavailable, match="database is locked"):
+            writer.append([NewEntry("test.step", "user", message="lost")])
+        assert not writer.healthy
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        (entry,) = writer.append([NewEntry("test.step", "user", message="kept")])
+        assert writer.healthy
+        assert writer.problem == ""
+        assert (entry.seq, entry.message) == (1, "kept")
+        writer.close()
+        with pytest.raises(JournalUnavailable, match="closed"):
+            writer.append([NewEntry("test.step", "user")])
+
+
+def test_submitted_entries_are_committed_by_the_next_flush(tmp_path: Path) -> None:
+    with SqliteJournal(tmp_path / "journal.db") as store:
+        writer = JournalWriter(store)
+        for i in range(20):
+            writer.submit([NewEntry("test.step", "user", message=f"step {i}")])
+        writer.flush()
+        assert [e.message for e in store.query(Query())] == [f"step {i}" for i in range(20)]
+        writer.close()
+        writer.submit([NewEntry("test.step", "user", message="too late")])  # logged, not raised
+        writer.flush()
+        assert store.count() == 20
+
+
+def test_time_never_runs_backwards_along_the_chain(tmp_path: Path) -> None:
+    clock = Clock()
+    with SqliteJournal(tmp_path / "journal.db", clock=clock) as store:
+        (first,) = store.append([written(1)])
+        clock.now = BASE - timedelta(hours=1)  # the system clock was set back
+        (second,) = store.append([written(2)])
+        clock.now = BASE + timedelta(minutes=1)
+        (third,) = store.append([written(3)])
+        assert second.ts == first.ts < third.ts
+        assert seqs(store.query(Query(since=BASE))) == [1, 2, 3]
+        assert seqs(store.query(Query(until=BASE + timedelta(seconds=1)))) == [1, 2]
