@@ -105,3 +105,18 @@ def test_state_describes_the_content_scribe_wrote(tmp_path: Path) -> None:
     assert seen is not None
     assert (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns)
     assert seen.size != len("---\ntitle: a\n---\nbody\n")
+
+
+def test_a_rule_failing_on_file_after_file_trips_its_breaker(tmp_path: Path) -> None:
+    """After 5 failures in a row the rule is set aside: the next file is not even
+    tried (no failure reported), while the healthy rule keeps working."""
+    engine = make(tmp_path)
+    for i in range(6):
+        (tmp_path / f"n{i}.md").write_text(f"---\ntitle: {i}\n---\n")
+    failed = [
+        [f.rule for f in engine.handle(Event(EventKind.MODIFIED, f"n{i}.md")).failures]
+        for i in range(6)
+    ]
+    assert failed == [["bad-zone"]] * 5 + [[]]
+    assert "checked: true" in (tmp_path / "n5.md").read_text()
+    assert engine.breakers.states() == {"bad-zone": "open"}

@@ -350,3 +350,41 @@ def test_read_text_follows_a_directory_symlink_inside_the_root(tmp_path: Path) -
     file = read_text(root, "alias/a.md")
     assert file.text == "hello\n"
     assert file.path == root / "real" / "a.md"
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_clear_leftovers_removes_a_killed_writers_temp_files(tmp_path: Path) -> None:
+    from scribe.files import clear_leftovers, sha256
+
+    target = tmp_path / "a.md"
+    target.write_bytes(b"before\n")
+    dead = _dead_pid()
+    ours_unswapped = tmp_path / f"{TEMP_PREFIX}a.md.{dead}.0001.tmp"
+    ours_unswapped.write_bytes(b"after\n")
+    partial = tmp_path / f"{TEMP_PREFIX}a.md.{dead}.0002.tmp"
+    partial.write_bytes(b"aft")  # killed mid-write, never swapped
+    running = tmp_path / f"{TEMP_PREFIX}a.md.{os.getpid()}.0003.tmp"
+    running.write_bytes(b"after\n")
+    removed = clear_leftovers(target, sha256(b"before\n"), sha256(b"after\n"))
+    assert removed == 2
+    assert target.read_bytes() == b"before\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.md", running.name])
+
+
+def test_clear_leftovers_gives_back_a_save_the_killed_swap_displaced(tmp_path: Path) -> None:
+    from scribe.files import clear_leftovers, sha256
+
+    target = tmp_path / "a.md"
+    target.write_bytes(b"after\n")  # the swap happened...
+    displaced = tmp_path / f"{TEMP_PREFIX}a.md.{_dead_pid()}.0001.tmp"
+    displaced.write_bytes(b"the user's save\n")  # ...after the user saved
+    clear_leftovers(target, sha256(b"before\n"), sha256(b"after\n"))
+    assert target.read_bytes() == b"the user's save\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.md"]

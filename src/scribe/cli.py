@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,12 +25,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from scribe import __version__
+from scribe import __version__, quarantine, records
+from scribe.breaker import Breakers
 from scribe.config import STATE_DIR, Settings, load_settings
 from scribe.engine import SCAN_KIND, Engine, Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
+from scribe.journal.commands import register as register_journal_commands
+from scribe.journal.entry import (
+    BREAKER_CLOSED,
+    BREAKER_HALF_OPEN,
+    BREAKER_OPENED,
+    ENGINE_STARTED,
+    ENGINE_STOPPED,
+    RULES_LOADED,
+    JournalUnavailable,
+    NewEntry,
+    Query,
+)
+from scribe.journal.mirrors import Mirrors
+from scribe.journal.sqlite import SqliteJournal
+from scribe.journal.writer import JournalWriter
 from scribe.plan import Plan
+from scribe.recovery import catch_up, finish_open_work
 from scribe.rules.load import load_rules
 from scribe.rules.match import CompiledRule
 from scribe.rules.model import rules_schema
@@ -105,7 +123,14 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
-def _engine(root: Path, settings: Settings, rules: list[CompiledRule], *, dry_run: bool) -> Engine:
+def _engine(
+    root: Path,
+    settings: Settings,
+    rules: list[CompiledRule],
+    *,
+    dry_run: bool,
+    journal: JournalWriter | None = None,
+) -> Engine:
     state = State(None if dry_run else root / STATE_DIR / "state.db")
     return Engine(
         root,
@@ -114,7 +139,62 @@ def _engine(root: Path, settings: Settings, rules: list[CompiledRule], *, dry_ru
         dry_run=dry_run,
         max_file_bytes=settings.max_file_bytes,
         regex_timeout=settings.regex_timeout,
+        journal=journal,
+        breakers=Breakers(settings.breaker_failures),
     )
+
+
+def _open_journal(root: Path, settings: Settings) -> JournalWriter | None:
+    """The journal at ``.scribe/journal.db`` behind its group-commit writer."""
+    if not settings.journal:
+        return None
+    return JournalWriter(SqliteJournal.for_root(root), Mirrors(root))
+
+
+def _start_journal(writer: JournalWriter, rules: list[CompiledRule], command: str) -> None:
+    """Journal the start and the rules in force (ids added and removed since last time)."""
+    ids = [rule.id for rule in rules]
+    previous = writer.store.query(Query(kinds=[RULES_LOADED], newest_first=True, limit=1))
+    before = list(previous[0].payload.get("ids", [])) if previous else []
+    try:
+        writer.append(
+            [
+                NewEntry(
+                    ENGINE_STARTED,
+                    records.SCRIBE,
+                    message=f"scribe {__version__} {command} started (pid {os.getpid()})",
+                    payload={"version": __version__, "command": command, "pid": os.getpid()},
+                ),
+                NewEntry(
+                    RULES_LOADED,
+                    records.SCRIBE,
+                    message=f"{len(ids)} rule(s) loaded",
+                    payload={
+                        "ids": ids,
+                        "added": [i for i in ids if i not in before],
+                        "removed": [i for i in before if i not in ids],
+                    },
+                ),
+            ]
+        )
+    except JournalUnavailable as exc:
+        log.error("%s; no file will be written until it can be", exc)
+
+
+def _restore_quarantine(engine: Engine, journal: JournalWriter) -> None:
+    releases = engine.restore_quarantine(quarantine.held(journal.store))
+    journal.submit(releases)
+
+
+def _stop_journal(writer: JournalWriter, command: str) -> None:
+    try:
+        writer.append(
+            [NewEntry(ENGINE_STOPPED, records.SCRIBE, message=f"scribe {command} stopped")]
+        )
+    except JournalUnavailable as exc:
+        log.error("could not journal the stop: %s", exc)
+    finally:
+        writer.close()
 
 
 def _targets(root: Path, paths: list[Path] | None, ignore: Ignore) -> list[str]:
@@ -202,12 +282,21 @@ def init(root: Annotated[Path, typer.Argument(help="Repository root.")] = Path("
 def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Apply the rules once to PATHS (default: every file) and write the results."""
     base, settings, compiled = _setup(root, rules, paths)
-    engine = _engine(base, settings, compiled, dry_run=False)
+    journal = _open_journal(base, settings)
+    if journal is not None:
+        _start_journal(journal, compiled, "run")
+        closing, _ = finish_open_work(journal.store, base)  # this run redoes every file anyway
+        journal.append(closing)
+    engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
+    if journal is not None:
+        _restore_quarantine(engine, journal)
     targets = _targets(base, paths, _ignore(base, settings))
     try:
         outcomes = list(_apply_once(engine, targets, "applying rules", workers=settings.workers))
     finally:
         engine.state.close()
+        if journal is not None:
+            _stop_journal(journal, "run")
     for outcome in outcomes:
         if outcome.status is Status.WRITTEN and outcome.plan:
             out.print(f"rewrote {outcome.path} [dim]({', '.join(outcome.plan.rules)})[/]")
@@ -322,6 +411,145 @@ def _explain(base: Path, settings: Settings, compiled: list[CompiledRule], targe
         out.print("  would leave it unchanged")
 
 
+@app.command("undo")
+def undo_command(
+    seq: Annotated[int, typer.Argument(help="Journal entry of the write to revert.")],
+    root: RootOption = None,
+) -> None:
+    """Revert a write Scribe made, if the file still holds exactly what it wrote."""
+    from scribe.files import read_text
+    from scribe.undo import UndoError, undo, written_path
+
+    base = root.resolve() if root else find_root(Path.cwd())
+    settings = load_settings(base)
+    journal = _open_journal(base, settings)
+    if journal is None:
+        raise UndoError("the journal is turned off (journal: false in scribe.yaml)")
+    try:
+        entry = journal.store.get(seq)
+        if entry is None:
+            raise UndoError(f"no journal entry {seq}")
+        path = written_path(entry)
+        try:
+            file = read_text(base, path, max_bytes=settings.max_file_bytes)
+        except FileNotFoundError:
+            raise UndoError(f"{path} no longer exists") from None
+        sealed = undo(file, entry, journal, actor=records.USER)
+    finally:
+        journal.close()
+    out.print(f"reverted {path} (entry {seq}); journaled as entry {sealed.seq}")
+
+
+quarantine_app = typer.Typer(
+    help="Files on which a rule failed, held back until the file or the rule changes.",
+    no_args_is_help=True,
+)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+def _held(
+    root: Path | None, paths: list[Path] | None, rule: str | None
+) -> tuple[Path, Settings, JournalWriter, list[quarantine.Held]]:
+    base = root.resolve() if root else find_root(paths[0] if paths else Path.cwd())
+    settings = load_settings(base)
+    journal = _open_journal(base, settings)
+    if journal is None:
+        raise ScribeError("the journal is turned off (journal: false in scribe.yaml)")
+    wanted = {_display(p.resolve() if p.exists() else base / p, base) for p in paths or []}
+    items = [
+        item
+        for item in quarantine.held(journal.store)
+        if (not wanted or item.path in wanted) and (rule is None or item.rule == rule)
+    ]
+    return base, settings, journal, items
+
+
+RuleFilter = Annotated[str | None, typer.Option("--rule", help="Only this rule.")]
+QuarantinePaths = Annotated[
+    list[Path] | None, typer.Argument(help="Files (default: every quarantined file).")
+]
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    paths: QuarantinePaths = None,
+    root: RootOption = None,
+    rule: RuleFilter = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List what is quarantined: file, rule, since when and why."""
+    _, _, journal, items = _held(root, paths, rule)
+    journal.close()
+    if as_json:
+        for item in items:
+            row = {"path": item.path, "rule": item.rule, "since": item.entry.ts}
+            typer.echo(json.dumps({**row, "seq": item.entry.seq, "reason": item.reason}))
+        return
+    if not items:
+        err.print("nothing is quarantined")
+        return
+    table = Table("file", "rule", "since", "entry", "reason", box=None)
+    for item in items:
+        table.add_row(item.path, item.rule, item.entry.ts[:19], str(item.entry.seq), item.reason)
+    out.print(table)
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(
+    paths: QuarantinePaths = None, root: RootOption = None, rule: RuleFilter = None
+) -> None:
+    """Release quarantined files and apply the rules to them now."""
+    base, settings, journal, items = _held(root, paths, rule)
+    try:
+        journal.append([quarantine.release(i, "retry asked for", records.USER) for i in items])
+        compiled = load_rules(base / settings.rules, display=settings.rules)
+        engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
+        files = list(dict.fromkeys(item.path for item in items))
+        outcomes = list(_apply_once(engine, files, "retrying", workers=settings.workers))
+        engine.state.close()
+    finally:
+        journal.close()
+    for outcome in outcomes:
+        verdict = "failed again" if outcome.failures else str(outcome.status)
+        out.print(f"{outcome.path}: {verdict}")
+    raise typer.Exit(1 if _report_problems(outcomes) else 0)
+
+
+@quarantine_app.command("drop")
+def quarantine_drop(
+    paths: QuarantinePaths = None, root: RootOption = None, rule: RuleFilter = None
+) -> None:
+    """Release quarantined files without retrying now (the next change retries them)."""
+    _, _, journal, items = _held(root, paths, rule)
+    try:
+        journal.append([quarantine.release(i, "dropped", records.USER) for i in items])
+    finally:
+        journal.close()
+    err.print(f"released {len(items)} quarantined rule(s)")
+
+
+@app.command()
+def breakers(root: RootOption = None) -> None:
+    """Rules whose circuit breaker is not closed in the running watcher."""
+    base = root.resolve() if root else find_root(Path.cwd())
+    with SqliteJournal.for_root(base) as store:
+        started = store.query(Query(kinds=[ENGINE_STARTED], newest_first=True, limit=1))
+        since = started[0].seq if started else 0
+        moves = store.query(
+            Query(kinds=[BREAKER_OPENED, BREAKER_HALF_OPEN, BREAKER_CLOSED], after_seq=since)
+        )
+    latest = {str(entry.payload.get("rule")): entry for entry in moves}
+    open_ = {rule: e for rule, e in latest.items() if e.kind != BREAKER_CLOSED}
+    if not open_:
+        err.print("every breaker is closed")
+        return
+    table = Table("rule", "state", "since", "failures in a row", box=None)
+    for rule, entry in sorted(open_.items()):
+        state = "open" if entry.kind == BREAKER_OPENED else "half-open"
+        table.add_row(rule, state, entry.ts[:19], str(entry.payload.get("failures", "")))
+    out.print(table)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the rules file (for editors)."""
@@ -353,7 +581,13 @@ def watch_command(
     base, settings, compiled = _setup(
         root, rules, [root] if root else None, poll=poll, quiet_ms=quiet_ms
     )
-    engine = _engine(base, settings, compiled, dry_run=False)
+    journal = _open_journal(base, settings)
+    previous = journal.store.head() if journal else None  # catch-up starts from its time
+    if journal is not None:
+        _start_journal(journal, compiled, "watch")
+    engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
+    if journal is not None:
+        _restore_quarantine(engine, journal)
     ignore = _ignore(base, settings)
     closes_known = sys.platform.startswith("linux") and not settings.poll
 
@@ -405,6 +639,8 @@ def watch_command(
     log.info(
         "watching %s with %d rule(s)%s", base, len(compiled), " (polling)" if settings.poll else ""
     )
+    if journal is not None:
+        _recover(base, ignore, engine, journal, scheduler, previous.ts if previous else None)
     if scan_first:
         _initial_scan(base, ignore, engine, scheduler, stop)
     while not stop.wait(0.5):
@@ -412,7 +648,37 @@ def watch_command(
     scheduler.stop(timeout=5.0)
     watcher.join(timeout=2.0)
     engine.state.close()
+    if journal is not None:
+        _stop_journal(journal, "watch")
     log.info("stopped")
+
+
+def _recover(
+    base: Path,
+    ignore: Ignore,
+    engine: Engine,
+    journal: JournalWriter,
+    scheduler: Scheduler,
+    last_seen: str | None,
+) -> None:
+    """Finish interrupted writes, then hand the scheduler what changed while stopped."""
+    started = time.perf_counter()
+    closing, redo = finish_open_work(journal.store, base)
+    try:
+        journal.append(closing)
+    except JournalUnavailable as exc:
+        log.error("could not close interrupted writes: %s", exc)
+    changed = catch_up(journal.store, engine.state, base, scan(base, ignore), last_seen=last_seen)
+    work = redo + changed
+    for item in work:
+        scheduler.submit(Change(item.kind, item.path, closed=True))
+    if closing or work:
+        log.info(
+            "recovered %d interrupted write(s); %d file(s) changed while stopped (%.2f s)",
+            len(closing),
+            len(work) - len(redo),
+            time.perf_counter() - started,
+        )
 
 
 def _initial_scan(
@@ -447,6 +713,9 @@ def _main(
     ] = False,
 ) -> None:
     """Scribe keeps plain-text repositories tidy and accountable."""
+
+
+register_journal_commands(app)
 
 
 def main() -> None:

@@ -39,6 +39,14 @@ class Settings(BaseModel):
     workers: int = Field(
         4, ge=1, le=64, description="files processed in parallel (one at a time per file)"
     )
+    journal: bool = Field(
+        True,
+        description="record every change in .scribe/journal.db; off also means no crash "
+        "recovery or catch-up at start",
+    )
+    breaker_failures: int = Field(
+        5, ge=1, description="failures in a row after which a rule is set aside for a while"
+    )
 
 
 def load_settings(root: Path, **overrides: Any) -> Settings:

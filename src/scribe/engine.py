@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from scribe import records
+from scribe.breaker import Breakers
 from scribe.errors import ContentChanged, FileBusy, Skipped
 from scribe.events import Event, EventKind
 from scribe.files import (
@@ -28,7 +30,10 @@ from scribe.files import (
     write_cas,
 )
 from scribe.frontmatter import mask
+from scribe.journal.entry import JournalUnavailable, NewEntry
+from scribe.journal.writer import JournalWriter
 from scribe.plan import Failure, Plan, plan_file
+from scribe.quarantine import Held, release, released
 from scribe.rules.match import CompiledRule
 from scribe.state import Seen, State
 
@@ -79,8 +84,13 @@ class Engine:
         dry_run: bool = False,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         regex_timeout: float = 1.0,
+        journal: JournalWriter | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self.root = root.resolve()
+        #: Where every change is recorded; None in dry runs and bare tests.
+        self.journal = None if dry_run else journal
+        self.breakers = breakers or Breakers()
         enable_writer_probe()
         self.state = state or State(None)
         self.dry_run = dry_run
@@ -99,24 +109,33 @@ class Engine:
     def rules(self, rules: Sequence[CompiledRule]) -> None:
         self._rules = tuple(rules)
         self._stamped = tuple(dict.fromkeys(f for r in self._rules for f in r.stamps))
+        self._fingerprints = {r.id: r.fingerprint for r in self._rules}
 
     def handle(self, event: Event) -> Outcome:
         """Process one event end to end and say what happened."""
         path = event.target
+        live = event.source != "scan"
         if event.kind is EventKind.MOVED and event.dest:
             self.state.forget(event.path)
+            self._record(records.gone(event))
         if event.kind is EventKind.DELETED:
             self.state.forget(path)
+            self._record(records.gone(event))
             return Outcome(path, Status.DELETED)
         if not any(rule.wants(event.kind, path).matched for rule in self.rules):
+            if live:
+                self._record(records.observed(event, None))
             return Outcome(path, Status.UNCHANGED, reason="no rule applies")
-        live = event.source != "scan"
         for _ in range(MAX_ATTEMPTS):
             try:
                 file = read_text(self.root, path, max_bytes=self.max_file_bytes)
             except FileNotFoundError:
                 return Outcome(path, Status.GONE)
             except (Skipped, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+                if live:
+                    self._record(
+                        records.observed(event, None), records.skipped(path, str(exc), event)
+                    )
                 return Outcome(path, Status.SKIPPED, reason=str(exc))
             outcome = self._process(event, file, live=live)
             if outcome is not None:
@@ -137,6 +156,8 @@ class Engine:
             return Outcome(file.rel, Status.ECHO)
         masked = self._masked(file.text)
         may_restamp = (seen.masked != masked) if seen is not None else live
+        candidates = [r.id for r in self.rules if r.wants(event.kind, file.rel).matched]
+        held, probes = self.breakers.blocked(candidates)
         plan = plan_file(
             file.rel,
             file.text,
@@ -147,31 +168,77 @@ class Engine:
             size=len(file.raw),
             may_restamp=may_restamp,
             regex_timeout=self.regex_timeout,
-            skip=self._quarantined(file),
+            skip=self._quarantined(file) | held,
         )
-        self._note_failures(file, plan.failures)
+        news = self._note_failures(file, plan.failures)
+        failed = {f.rule for f in plan.failures}
+        moved = probes + self.breakers.record(
+            [r for r in plan.matched if r not in failed],
+            failed,
+            idle=[r for r in candidates if r not in held and r not in plan.matched],
+        )
+        history = [
+            *([records.observed(event, file.sha256)] if live else []),
+            *(records.matched(file.rel, plan) if live else []),
+            *(
+                entry
+                for failure in plan.failures
+                for entry in records.failed(
+                    file.rel,
+                    file.sha256,
+                    failure,
+                    quarantined=failure in news,
+                    fingerprint=self._fingerprints.get(failure.rule, ""),
+                )
+            ),
+            *(records.breaker(t) for t in moved),
+        ]
+        for transition in moved:
+            log.warning("%s", records.breaker(transition).message)
         if not plan.changed:
             if not self.dry_run:
+                self._record(*history)
                 self._remember(file.rel, file.raw, masked, len(file.raw), file.mtime_ns)
             return Outcome(file.rel, Status.UNCHANGED, plan)
         if self.dry_run:
             return Outcome(file.rel, Status.PLANNED, plan)
         data = file.encode(plan.new_text)
         self._wait_for_git()
+        intent = None
+        if self.journal is not None:  # journal first: no write Scribe could not record
+            try:
+                sealed = self.journal.append([*history, records.written(plan, sha256(data), event)])
+            except JournalUnavailable as exc:
+                return Outcome(file.rel, Status.FAILED, plan, f"not written: {exc}")
+            intent = sealed[-1].seq
         try:
             placed = write_cas(file, data)
         except ContentChanged:
             log.info("%s changed while planning; re-planning", file.rel)
+            self._finish(intent, file.rel, "conflict", written=False)
             return None
         except FileBusy:
+            self._finish(intent, file.rel, "busy", written=False)
             return Outcome(
                 file.rel, Status.BUSY, plan, "open for writing by another process; left alone"
             )
         except OSError as exc:  # the file is left as it was; say why it was not written
+            self._finish(intent, file.rel, "failed", written=False, error=str(exc))
             return Outcome(file.rel, Status.FAILED, plan, f"could not write: {exc}")
+        self._finish(intent, file.rel, "written")
         masked = self._masked(plan.new_text)
         self._remember(file.rel, data, masked, placed.st_size, placed.st_mtime_ns)
         return Outcome(file.rel, Status.WRITTEN, plan)
+
+    def _record(self, *entries: NewEntry) -> None:
+        """Journal entries that guard no write: they need not hold the worker up."""
+        if self.journal is not None and entries:
+            self.journal.submit(entries)
+
+    def _finish(self, intent: int | None, path: str, status: str, **extra: object) -> None:
+        """Close a journaled write with how it ended (start-up recovery reads this)."""
+        if intent is not None:
+            self._record(records.done(intent, path, status, **extra))
 
     def _masked(self, text: str) -> str:
         """Hash of the text without the fields that rules stamp with ``now()``."""
@@ -188,13 +255,19 @@ class Engine:
             failed = self.quarantine.get(file.rel, {})
             return {rule for rule, (_, sha) in failed.items() if sha == file.sha256}
 
-    def _note_failures(self, file: TextFile, failures: Sequence[Failure]) -> None:
+    def _note_failures(self, file: TextFile, failures: Sequence[Failure]) -> set[Failure]:
+        """Quarantine failing rules for this content; return the failures that are new.
+
+        Rules held back for other content are released: the file changed, so they
+        are tried again (and the journal says so).
+        """
+        news: set[Failure] = set()
         with self._lock:
             failed = self.quarantine.get(file.rel, {})
-            # Entries for other content are stale: the file changed, so try again.
             kept = {rule: entry for rule, entry in failed.items() if entry[1] == file.sha256}
             for failure in failures:
                 if failure.rule not in kept:
+                    news.add(failure)
                     log.warning(
                         "rule %s failed on %s: %s (quarantined until the file changes)",
                         failure.rule,
@@ -206,6 +279,28 @@ class Engine:
                 self.quarantine[file.rel] = kept
             else:
                 self.quarantine.pop(file.rel, None)
+        stale = [rule for rule in failed if rule not in kept]
+        self._record(*(released(file.rel, rule, "the file changed") for rule in stale))
+        return news
+
+    def restore_quarantine(self, items: Sequence[Held]) -> list[NewEntry]:
+        """Hold back again what the journal says is quarantined, unless the rule or
+        the file changed since; the release entries for those."""
+        releases = []
+        for item in items:
+            if self._fingerprints.get(item.rule) != item.fingerprint:
+                releases.append(release(item, "the rule changed or is gone"))
+                continue
+            try:
+                current = sha256((self.root / item.path).read_bytes())
+            except OSError:
+                current = None
+            if current != item.content:
+                releases.append(release(item, "the file changed"))
+                continue
+            with self._lock:
+                self.quarantine.setdefault(item.path, {})[item.rule] = (item.reason, item.content)
+        return releases
 
     def _wait_for_git(self) -> None:
         """Hold rewrites while a git operation holds the index lock."""

@@ -343,3 +343,50 @@ def _restore_newest(target: Path, tmp: Path, placed: tuple[int, bytes]) -> None:
         if _identity(tmp) == placed:
             return
         placed = candidate
+
+
+def clear_leftovers(target: Path, before_sha: str | None, after_sha: str | None) -> int:
+    """Remove the temp files that a killed ``write_cas`` of ``target`` left behind.
+
+    ``before_sha``/``after_sha`` are the write's planned-from and new content. A
+    temp holding either is Scribe's own (not swapped yet, or the planned-from
+    content it displaced) and goes. One holding anything else was displaced by the
+    swap after the user saved it: if the target still holds Scribe's content, the
+    save is swapped back first, so it is never lost. Returns how many were removed.
+    Temps of a process still running are left alone.
+    """
+    prefix = f"{TEMP_PREFIX}{target.name[:40]}."
+    try:
+        names = [n for n in os.listdir(target.parent) if n.startswith(prefix)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if not is_temp_name(name) or _writer_alive(name):
+            continue
+        tmp = target.parent / name
+        held = _read_path(tmp)
+        if held is not None and sha256(held) not in (before_sha, after_sha):
+            current = _read_path(target)
+            if current is not None and sha256(current) == after_sha:
+                _exchange(str(tmp), str(target))  # the user's save goes back in place
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Whether the process that named this temp file still runs (not this one)."""
+    try:
+        pid = int(temp_name[: -len(TEMP_SUFFIX)].rsplit(".", 2)[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

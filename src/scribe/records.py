@@ -1,0 +1,169 @@
+"""What the engine tells the journal: entries built from events, files and plans.
+
+Pure functions, so the engine's control flow stays readable and the wording of the
+history is decided in one place. Actors: ``rule:<id>`` (several ids joined by
+``,`` when rules changed a file together), ``user`` for changes Scribe observed,
+``scribe`` for its own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from scribe.breaker import BreakerState, Transition
+from scribe.events import Event, EventKind
+from scribe.journal.entry import (
+    ACTION_FAILED,
+    BREAKER_CLOSED,
+    BREAKER_HALF_OPEN,
+    BREAKER_OPENED,
+    EVENT_OBSERVED,
+    FILE_DELETED,
+    FILE_SKIPPED,
+    FILE_WRITTEN,
+    QUARANTINED,
+    RULE_MATCHED,
+    WORK_DONE,
+    NewEntry,
+)
+from scribe.plan import Failure, Plan
+
+SCRIBE = "scribe"
+USER = "user"
+
+
+def rule_actor(rules: Sequence[str]) -> str:
+    return "rule:" + ",".join(rules)
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "event": event.kind.value,
+        "id": event.id,
+        "source": event.source,
+        "time": event.time.isoformat(),
+    }
+    if event.dest:
+        payload["dest"] = event.dest
+    return payload
+
+
+def observed(event: Event, sha256: str | None, **extra: Any) -> NewEntry:
+    """A change Scribe saw (after coalescing), with the hash of the content it read."""
+    where = f" -> {event.dest}" if event.kind is EventKind.MOVED and event.dest else ""
+    return NewEntry(
+        EVENT_OBSERVED,
+        USER,
+        path=event.target if event.kind is EventKind.MOVED else event.path,
+        after_hash=sha256,
+        message=f"{event.kind.value}{where} ({event.source})",
+        payload={**event_payload(event), **extra},
+    )
+
+
+def gone(event: Event) -> NewEntry:
+    """The path no longer holds a file (deleted, or moved away)."""
+    moved = event.kind is EventKind.MOVED and event.dest
+    return NewEntry(
+        FILE_DELETED,
+        USER,
+        path=event.path,
+        message=f"moved to {event.dest}" if moved else "deleted",
+        payload=event_payload(event),
+    )
+
+
+def matched(path: str, plan: Plan) -> list[NewEntry]:
+    """Rules that matched but changed nothing: a write names those that did."""
+    return [
+        NewEntry(RULE_MATCHED, f"rule:{rule}", path=path, message=f"{rule} matched")
+        for rule in plan.matched
+        if rule not in plan.rules
+    ]
+
+
+def written(plan: Plan, after_sha256: str, event: Event) -> NewEntry:
+    """Journaled *before* the swap; its ``work.done`` says how the swap ended."""
+    diff = plan.diff()
+    added = sum(1 for line in diff.splitlines() if line[:1] == "+" and line[:3] != "+++")
+    removed = sum(1 for line in diff.splitlines() if line[:1] == "-" and line[:3] != "---")
+    return NewEntry(
+        FILE_WRITTEN,
+        rule_actor(plan.rules),
+        path=plan.path,
+        before_hash=plan.base_sha256,
+        after_hash=after_sha256,
+        diff=diff,
+        message=f"rewritten by {', '.join(plan.rules)} (+{added} -{removed})",
+        payload={"rules": list(plan.rules), "event": event.id},
+    )
+
+
+def done(written_entry_seq: int, path: str | None, status: str, **extra: Any) -> NewEntry:
+    return NewEntry(
+        WORK_DONE,
+        SCRIBE,
+        path=path,
+        message=status,
+        payload={"status": status, **extra},
+        ref=written_entry_seq,
+    )
+
+
+def skipped(path: str, reason: str, event: Event) -> NewEntry:
+    return NewEntry(FILE_SKIPPED, SCRIBE, path=path, message=reason, payload={"event": event.id})
+
+
+def failed(
+    path: str, sha256: str, failure: Failure, *, quarantined: bool, fingerprint: str = ""
+) -> list[NewEntry]:
+    entries = [
+        NewEntry(
+            ACTION_FAILED,
+            f"rule:{failure.rule}",
+            path=path,
+            after_hash=None,
+            message=failure.reason,
+            payload={"rule": failure.rule, "content": sha256},
+        )
+    ]
+    if quarantined:
+        entries.append(
+            NewEntry(
+                QUARANTINED,
+                SCRIBE,
+                path=path,
+                message=f"{failure.rule} held back until the file or the rule changes",
+                payload={
+                    "rule": failure.rule,
+                    "reason": failure.reason,
+                    "content": sha256,
+                    "fingerprint": fingerprint,
+                },
+            )
+        )
+    return entries
+
+
+_BREAKER_KINDS = {
+    BreakerState.OPEN: BREAKER_OPENED,
+    BreakerState.HALF_OPEN: BREAKER_HALF_OPEN,
+    BreakerState.CLOSED: BREAKER_CLOSED,
+}
+
+
+def breaker(transition: Transition) -> NewEntry:
+    rule = transition.rule
+    message = {
+        BreakerState.OPEN: f"breaker of {rule} opened after {transition.failures} failure(s) "
+        f"in a row; skipped for {transition.delay:g} s",
+        BreakerState.HALF_OPEN: f"breaker of {rule} half-open: the next event probes it",
+        BreakerState.CLOSED: f"breaker of {rule} closed: it works again",
+    }[transition.state]
+    return NewEntry(
+        _BREAKER_KINDS[transition.state],
+        f"rule:{rule}",
+        message=message,
+        payload={"rule": rule, "failures": transition.failures, "delay": transition.delay},
+    )

@@ -1,0 +1,114 @@
+"""Start-up: finish what a crash interrupted, then catch up with what changed.
+
+Two passes, before the watcher's first event is handled:
+
+1. **Open work.** A write is journaled before its swap and closed by a
+   ``work.done`` entry after it. A write with no ``work.done`` was interrupted:
+   the file says how far it got (it holds the write's ``after_hash``: done; its
+   ``before_hash``: never happened; anything else: a user saved over it). Each is
+   closed in the journal, and the files that still need the rules are returned.
+2. **Catch-up.** Files that differ from the last hash the journal holds for them,
+   files created since Scribe last ran, and journaled files that are gone. A file
+   whose size and mtime match what Scribe last recorded is not read at all.
+
+Replays are harmless: the engine re-plans every file and writes by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from scribe import records
+from scribe.events import EventKind
+from scribe.files import clear_leftovers, sha256
+from scribe.journal.entry import FILE_WRITTEN, WORK_DONE, Journal, NewEntry
+from scribe.state import State
+
+log = logging.getLogger("scribe")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A path to hand the engine at start-up, and why."""
+
+    path: str
+    kind: EventKind
+    why: str
+
+
+def finish_open_work(journal: Journal, root: Path) -> tuple[list[NewEntry], list[Pending]]:
+    """Close every interrupted write; the entries to journal and the paths to redo."""
+    closing: list[NewEntry] = []
+    redo: list[Pending] = []
+    for intent in journal.open_work(pending_kind=FILE_WRITTEN, done_kind=WORK_DONE):
+        assert intent.path is not None  # every file.written entry names its file
+        clear_leftovers(root / intent.path, intent.before_hash, intent.after_hash)
+        current = _hash(root / intent.path)
+        if current is not None and current == intent.after_hash:
+            closing.append(records.done(intent.seq, intent.path, "written", recovered=True))
+            continue
+        status = "not written" if current == intent.before_hash else "superseded"
+        closing.append(records.done(intent.seq, intent.path, status, written=False, recovered=True))
+        if current is not None:
+            redo.append(Pending(intent.path, EventKind.MODIFIED, f"interrupted write ({status})"))
+    return closing, redo
+
+
+def catch_up(
+    journal: Journal, state: State, root: Path, files: Iterable[str], *, last_seen: str | None
+) -> list[Pending]:
+    """What changed while Scribe was not running, judged against the journal.
+
+    ``files`` is every path the watcher would see (ignore rules applied);
+    ``last_seen`` the time of the newest entry before this start (None: the journal
+    was empty, so there is nothing to catch up with). Files the journal never heard
+    of count as created only if they are newer than that: older ones predate
+    Scribe, and ``--scan`` is how to process those.
+    """
+    if last_seen is None:
+        return []
+    # A margin for coarse file-system clocks, and for a file created just as Scribe
+    # died: redoing such a file is harmless, missing it is not.
+    stopped_at = datetime.fromisoformat(last_seen.replace("Z", "+00:00")).timestamp() - 2.0
+    known = journal.last_hashes()
+    found: list[Pending] = []
+    on_disk: set[str] = set()
+    for rel in files:
+        on_disk.add(rel)
+        try:
+            st = os.stat(root / rel)
+        except OSError:
+            continue
+        expected = known.get(rel)
+        if expected is None:
+            if st.st_mtime > stopped_at:
+                found.append(Pending(rel, EventKind.CREATED, "created while Scribe was stopped"))
+            continue
+        seen = state.get(rel)
+        if (
+            seen is not None
+            and seen.sha256 == expected
+            and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        ):
+            continue  # unchanged, known without reading it
+        if _hash(root / rel) != expected:
+            found.append(Pending(rel, EventKind.MODIFIED, "changed while Scribe was stopped"))
+    found.extend(
+        Pending(rel, EventKind.DELETED, "deleted while Scribe was stopped")
+        for rel in sorted(known.keys() - on_disk)
+        if not (root / rel).exists()  # ignored now, or outside the scan: not deleted
+    )
+    return found
+
+
+def _hash(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return sha256(handle.read())
+    except OSError:
+        return None

@@ -1,0 +1,231 @@
+"""The engine and the journal together: what a rewrite records, journal-first
+writes, and start-up recovery (interrupted writes, catch-up)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scribe import records
+from scribe.engine import Engine, Status
+from scribe.events import Event, EventKind
+from scribe.journal.entry import (
+    ACTION_FAILED,
+    EVENT_OBSERVED,
+    FILE_DELETED,
+    FILE_WRITTEN,
+    QUARANTINED,
+    RULE_MATCHED,
+    WORK_DONE,
+    Entry,
+    NewEntry,
+    Query,
+)
+from scribe.journal.mirrors import Mirrors
+from scribe.journal.sqlite import SqliteJournal
+from scribe.journal.writer import JournalWriter
+from scribe.recovery import catch_up, finish_open_work
+from scribe.rules.load import parse_rules
+from scribe.state import State
+
+RULES = """
+rules:
+  - id: stamp
+    paths: ["**/*.md"]
+    do: [{set: {field: modified, value: "{{ now('%Y-%m-%d') }}"}}]
+"""
+FAILING = """
+rules:
+  - id: bad-zone
+    paths: ["**/*.md"]
+    do: [{set: {field: local, value: "{{ now(tz='Mars/Olympus') }}"}}]
+"""
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[JournalWriter]:
+    journal = JournalWriter(SqliteJournal.for_root(tmp_path), Mirrors(tmp_path))
+    yield journal
+    journal.close()
+
+
+def make(root: Path, writer: JournalWriter, rules: str = RULES) -> Engine:
+    return Engine(root, parse_rules(rules, "rules.yaml"), state=State(None), journal=writer)
+
+
+def entries(writer: JournalWriter) -> list[Entry]:
+    writer.flush()
+    return writer.store.query(Query())
+
+
+def test_a_rewrite_is_journaled_with_its_diff_and_closed_as_written(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    note = tmp_path / "a.md"
+    note.write_text("---\ntitle: a\n---\nbody\n")
+    before = note.read_bytes()
+    outcome = make(tmp_path, writer).handle(Event(EventKind.MODIFIED, "a.md"))
+    assert outcome.status is Status.WRITTEN
+    log = entries(writer)
+    assert [e.kind for e in log] == [EVENT_OBSERVED, FILE_WRITTEN, WORK_DONE]
+    written, done = log[1], log[2]
+    assert written.payload["rules"] == ["stamp"]
+    assert written.actor == "rule:stamp"
+    assert (written.before_hash, written.after_hash) == (sha(before), sha(note.read_bytes()))
+    assert written.diff is not None
+    assert "+modified: " in written.diff
+    assert done.ref == written.seq
+    assert done.payload["status"] == "written"
+    assert writer.store.verify().ok
+
+
+def test_echoes_and_scans_of_unchanged_files_add_nothing(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    (tmp_path / "a.md").write_text("---\ntitle: a\n---\nbody\n")
+    engine = make(tmp_path, writer)
+    engine.handle(Event(EventKind.MODIFIED, "a.md"))
+    count = len(entries(writer))
+    assert engine.handle(Event(EventKind.MODIFIED, "a.md")).status is Status.ECHO
+    assert engine.handle(engine.scan_event("a.md")).status is Status.UNCHANGED
+    assert len(entries(writer)) == count
+
+
+def test_failures_are_journaled_and_quarantine_is_recorded_once(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    (tmp_path / "a.md").write_text("---\ntitle: a\n---\nbody\n")
+    engine = make(tmp_path, writer, FAILING)
+    engine.handle(Event(EventKind.MODIFIED, "a.md"))
+    engine.handle(Event(EventKind.MODIFIED, "a.md", source="scan"))
+    kinds = [e.kind for e in entries(writer)]
+    assert kinds.count(ACTION_FAILED) == 1  # the scan found it quarantined: not retried
+    assert kinds.count(QUARANTINED) == 1
+    assert FILE_WRITTEN not in kinds
+
+
+def test_deletes_and_moves_tell_the_journal_the_old_path_is_gone(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    (tmp_path / "a.md").write_text("---\ntitle: a\n---\nbody\n")
+    engine = make(tmp_path, writer)
+    engine.handle(Event(EventKind.MODIFIED, "a.md"))
+    os.rename(tmp_path / "a.md", tmp_path / "b.md")
+    engine.handle(Event(EventKind.MOVED, "a.md", dest="b.md"))
+    (tmp_path / "b.md").unlink()
+    engine.handle(Event(EventKind.DELETED, "b.md"))
+    deleted = [e.path for e in entries(writer) if e.kind == FILE_DELETED]
+    assert deleted == ["a.md", "b.md"]
+    writer.flush()
+    assert writer.store.last_hashes() == {}
+
+
+def test_no_file_is_written_when_the_journal_cannot_record_it(tmp_path: Path) -> None:
+    note = tmp_path / "a.md"
+    note.write_text("---\ntitle: a\n---\nbody\n")
+    before = note.read_bytes()
+    store = SqliteJournal.for_root(tmp_path)
+    writer = JournalWriter(store, Mirrors(tmp_path))
+    try:
+        store.close()  # any append now fails, as on a full or read-only disk
+        outcome = make(tmp_path, writer).handle(Event(EventKind.MODIFIED, "a.md"))
+        assert outcome.status is Status.FAILED
+        assert "journal" in outcome.reason
+        assert note.read_bytes() == before
+        assert not writer.healthy
+    finally:
+        writer.close()
+
+
+# -- recovery ---------------------------------------------------------------------
+
+
+def intent(writer: JournalWriter, path: str, before: bytes, after: bytes) -> int:
+    entry = NewEntry(
+        FILE_WRITTEN, "rule:stamp", path=path, before_hash=sha(before), after_hash=sha(after)
+    )
+    return writer.append([entry])[-1].seq
+
+
+def test_interrupted_writes_are_closed_by_what_the_file_holds(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    (tmp_path / "done.md").write_bytes(b"after\n")
+    (tmp_path / "never.md").write_bytes(b"before\n")
+    (tmp_path / "user.md").write_bytes(b"a user's save\n")
+    seqs = {
+        name: intent(writer, name, b"before\n", b"after\n")
+        for name in ("done.md", "never.md", "user.md")
+    }
+    closing, redo = finish_open_work(writer.store, tmp_path)
+    status = {entry.ref: entry.payload["status"] for entry in closing}
+    assert status == {
+        seqs["done.md"]: "written",
+        seqs["never.md"]: "not written",
+        seqs["user.md"]: "superseded",
+    }
+    assert sorted(p.path for p in redo) == ["never.md", "user.md"]
+    writer.append(closing)
+    assert finish_open_work(writer.store, tmp_path) == ([], [])  # closed once, for good
+
+
+def test_catch_up_finds_edits_creations_and_deletions_made_while_stopped(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    for name in ("kept.md", "edited.md", "deleted.md", "sneaky.md"):
+        (tmp_path / name).write_text(f"---\ntitle: {name}\n---\nbody\n")
+    old = tmp_path / "old.txt"
+    old.write_text("predates scribe\n")
+    os.utime(old, (old.stat().st_atime - 3600, old.stat().st_mtime - 3600))
+    state = State(None)
+    engine = Engine(tmp_path, parse_rules(RULES, "r.yaml"), state=state, journal=writer)
+    for name in ("kept.md", "edited.md", "deleted.md", "sneaky.md"):
+        assert engine.handle(Event(EventKind.MODIFIED, name)).status is Status.WRITTEN
+    head = writer.append([records.done(0, None, "stopped")])[-1]  # Scribe's last entry
+    # While stopped:
+    edited = tmp_path / "edited.md"
+    edited.write_text(edited.read_text() + "more\n")
+    (tmp_path / "deleted.md").unlink()
+    (tmp_path / "new.md").write_text("---\ntitle: new\n---\n")
+    sneaky = tmp_path / "sneaky.md"  # same size and mtime: trusted without reading
+    st = sneaky.stat()
+    sneaky.write_text(sneaky.read_text().replace("body", "BODY"))
+    os.utime(sneaky, ns=(st.st_atime_ns, st.st_mtime_ns))
+    files = ["kept.md", "edited.md", "new.md", "sneaky.md", "old.txt"]
+    found = {
+        (p.path, p.kind) for p in catch_up(writer.store, state, tmp_path, files, last_seen=head.ts)
+    }
+    assert found == {
+        ("edited.md", EventKind.MODIFIED),
+        ("new.md", EventKind.CREATED),
+        ("deleted.md", EventKind.DELETED),
+    }
+
+
+def test_catch_up_on_a_first_start_does_nothing(tmp_path: Path, writer: JournalWriter) -> None:
+    (tmp_path / "a.md").write_text("x\n")
+    assert catch_up(writer.store, State(None), tmp_path, ["a.md"], last_seen=None) == []
+
+
+def test_a_rule_that_matched_but_changed_nothing_is_journaled_as_matched(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    rules = (
+        RULES
+        + "  - id: steady\n    paths: ['**/*.md']\n    do: [{set: {field: title, value: a}}]\n"
+    )
+    (tmp_path / "a.md").write_text("---\ntitle: a\n---\nbody\n")
+    make(tmp_path, writer, rules).handle(Event(EventKind.MODIFIED, "a.md"))
+    log = entries(writer)
+    assert [(e.kind, e.actor) for e in log if e.kind in (RULE_MATCHED, FILE_WRITTEN)] == [
+        (RULE_MATCHED, "rule:steady"),
+        (FILE_WRITTEN, "rule:stamp"),
+    ]
