@@ -148,3 +148,18 @@ def test_schema_is_generated_from_the_models() -> None:
         rule["properties"]
     )
     assert rule["additionalProperties"] is False
+
+
+def test_a_rules_fingerprint_is_stable_across_processes_and_follows_its_definition() -> None:
+    import subprocess
+    import sys
+
+    text = (
+        "rules:\n  - id: r\n    paths: ['*.md']\n"
+        "    do: [{set: {field: m, value: \"{{ now('%Y') }}\"}}]\n"
+    )
+    code = f"from scribe.rules.load import parse_rules; print(parse_rules({text!r}, 'r')[0].fingerprint)"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    here = parse_rules(text, "r")[0].fingerprint
+    assert other.stdout.strip() == here
+    assert parse_rules(text.replace("%Y", "%m"), "r")[0].fingerprint != here

@@ -5,6 +5,7 @@ Every miss carries its reason, which is what ``scribe rules --explain`` prints.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,8 @@ class CompiledRule:
     checks: tuple[Check, ...]
     #: Frontmatter fields this rule writes with values that change every run.
     stamps: tuple[str, ...]
+    #: Hash of the rule's definition: a changed rule gets quarantined files retried.
+    fingerprint: str
     _include: Any
     _exclude: Any
 
@@ -96,9 +99,17 @@ def compile_rule(rule: Any, actions: Mapping[str, Action]) -> CompiledRule:
         steps=tuple(steps),
         checks=tuple(_compile_condition(i, c) for i, c in enumerate(rule.when, 1)),
         stamps=stamps,
+        fingerprint=_fingerprint(rule),
         _include=glob.compile(list(rule.paths), flags=_GLOB_FLAGS),
         _exclude=glob.compile(list(rule.exclude), flags=_GLOB_FLAGS) if rule.exclude else None,
     )
+
+
+def _fingerprint(rule: Any) -> str:
+    # Only compiled objects (a template's jinja code) cannot be dumped; their
+    # source text is dumped beside them, so dropping them loses nothing.
+    dumped = rule.model_dump_json(fallback=lambda _compiled: None)
+    return hashlib.sha256(dumped.encode()).hexdigest()[:16]
 
 
 def _compile_condition(number: int, condition: Condition) -> Check:
