@@ -123,9 +123,11 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def make_repo(root: Path) -> None:
+def make_repo(root: Path, config: str = "") -> None:
     (root / ".scribe").mkdir(parents=True)
     (root / ".scribe" / "rules.yaml").write_text(RULES, encoding="utf-8")
+    if config:
+        (root / "scribe.yaml").write_text(config, encoding="utf-8")
 
 
 def parse_stamp(value: str | None) -> datetime | None:
@@ -366,6 +368,7 @@ class System:
 
     name: str
     argv: Callable[[Path, bool], list[str]]  # (root, scan) -> command line
+    config: str = ""  # scribe.yaml for its repositories
 
 
 def scribe_executable() -> str:
@@ -384,6 +387,11 @@ def systems() -> dict[str, System]:
     return {
         "scribe": System(
             "scribe", lambda root, scan: [scribe, "watch", str(root), *(["--scan"] if scan else [])]
+        ),
+        "scribe-no-journal": System(
+            "scribe-no-journal",
+            lambda root, scan: [scribe, "watch", str(root), *(["--scan"] if scan else [])],
+            config="journal: false\n",
         ),
         "naive": System(
             "naive",
@@ -641,7 +649,7 @@ class Throughput:
 def run_throughput(system: System, cfg: Config, scratch: Path) -> Throughput:
     """(b)+(c) Many files settled, then rounds of saves as fast as one writer can go."""
     root = scratch / f"throughput-{system.name}"
-    make_repo(root)
+    make_repo(root, system.config)
     names = [f"n{i:04d}.md" for i in range(cfg.files)]
     result = Throughput(files=cfg.files, edits=cfg.files * cfg.rounds)
     last_saved: dict[str, datetime] = {}
@@ -838,6 +846,8 @@ def build_rows(
     """One row per target of the brief, plus the informational numbers next to them."""
     s_lat, s_thr, s_scan = lat["scribe"], thr["scribe"], scans["scribe"]
     naive_drain = thr["naive"].drain_s if "naive" in thr else None
+    bare = thr.get("scribe-no-journal")
+    journal_cost = ratio(s_thr.drain_s, bare.drain_s if bare else None)
 
     def counts(get: Callable[[Throughput, Scan | None], int]) -> dict[str, float | None]:
         return {k: float(get(v, scans.get(k))) for k, v in thr.items()}
@@ -860,6 +870,8 @@ def build_rows(
         Row(f"drain, {s_thr.edits} edits / {s_thr.files} files",
             {k: x.drain_s for k, x in thr.items()}, "<= 1.5x naive",
             at_most(s_thr.drain_s, 1.5 * naive_drain if naive_drain else None), "s"),
+        Row("  journal cost: drain with / without it", {"scribe": journal_cost}, "<= 1.25x",
+            at_most(journal_cost, 1.25)),
         Row("rewrites/s (rewrites made / drain)", {"scribe": s_thr.made_per_s}, ">= 1000",
             (s_thr.made_per_s or 0) >= 1000),
         Row("files settled/s (files / drain)", {k: x.rewrites_per_s for k, x in thr.items()},
@@ -1001,7 +1013,7 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
                 console, f"(a) latency: {name}, {cfg.edits} edits",
                 partial(run_latency, by_name[name], cfg, scratch, console), Latency(cfg.edits),
             )  # fmt: skip
-        for name in ("scribe", "naive", "floor"):
+        for name in ("scribe", "scribe-no-journal", "naive", "floor"):
             throughput[name] = _guarded(
                 console, f"(b) throughput: {name}, {edits} edits over {cfg.files} files",
                 partial(run_throughput, by_name[name], cfg, scratch), Throughput(cfg.files, edits),
