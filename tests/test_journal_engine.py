@@ -17,9 +17,11 @@ from scribe.journal.entry import (
     ACTION_FAILED,
     EVENT_OBSERVED,
     FILE_DELETED,
+    FILE_REVERTED,
     FILE_WRITTEN,
     QUARANTINED,
     RULE_MATCHED,
+    SCOPE_VIOLATION,
     WORK_DONE,
     Entry,
     NewEntry,
@@ -109,6 +111,9 @@ def test_failures_are_journaled_and_quarantine_is_recorded_once(
     kinds = [e.kind for e in entries(writer)]
     assert kinds.count(ACTION_FAILED) == 1  # the scan found it quarantined: not retried
     assert kinds.count(QUARANTINED) == 1
+    (held,) = [e for e in entries(writer) if e.kind == QUARANTINED]
+    assert "unknown time zone" in held.payload["reason"]
+    assert held.payload["event"]["event"] == "modified"
     assert FILE_WRITTEN not in kinds
 
 
@@ -165,12 +170,17 @@ def test_interrupted_writes_are_closed_by_what_the_file_holds(
         name: intent(writer, name, b"before\n", b"after\n")
         for name in ("done.md", "never.md", "user.md")
     }
+    revert = NewEntry(
+        FILE_REVERTED, "user", path="done.md", before_hash=sha(b"x\n"), after_hash=sha(b"after\n")
+    )
+    seqs["revert"] = writer.append([revert])[-1].seq  # a killed `scribe undo`
     closing, redo = finish_open_work(writer.store, tmp_path)
     status = {entry.ref: entry.payload["status"] for entry in closing}
     assert status == {
         seqs["done.md"]: "written",
         seqs["never.md"]: "not written",
         seqs["user.md"]: "superseded",
+        seqs["revert"]: "written",
     }
     assert sorted(p.path for p in redo) == ["never.md", "user.md"]
     writer.append(closing)
@@ -229,3 +239,44 @@ def test_a_rule_that_matched_but_changed_nothing_is_journaled_as_matched(
         (RULE_MATCHED, "rule:steady"),
         (FILE_WRITTEN, "rule:stamp"),
     ]
+
+
+def test_a_symlink_out_of_the_repository_is_journaled_as_a_scope_violation(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.md"
+    outside.write_text("---\ntitle: secret\n---\n")
+    (tmp_path / "link.md").symlink_to(outside)
+    engine = make(tmp_path, writer)
+    assert engine.handle(engine.scan_event("link.md")).status is Status.SKIPPED
+    (violation,) = [e for e in entries(writer) if e.kind == SCOPE_VIOLATION]
+    assert violation.path == "link.md"
+    assert "outside the repository" in violation.message
+    assert outside.read_text() == "---\ntitle: secret\n---\n"
+
+
+def test_each_start_journals_the_rules_added_and_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    scribe = str(Path(sys.executable).with_name("scribe"))
+    rules = tmp_path / ".scribe" / "rules.yaml"
+    rules.parent.mkdir()
+
+    def run_with(*ids: str) -> None:
+        body = "".join(
+            f"  - id: {i}\n    paths: ['*.md']\n    do: [{{remove: {{field: x}}}}]\n" for i in ids
+        )
+        rules.write_text("rules:\n" + body)
+        subprocess.run([scribe, "run", "--root", str(tmp_path)], check=True, capture_output=True)
+
+    run_with("a", "b")
+    run_with("b", "c")
+    with SqliteJournal.for_root(tmp_path) as journal:
+        loads = journal.query(Query(kinds=["rules.loaded"]))
+        starts = journal.query(Query(kinds=["engine.started", "engine.stopped"]))
+    assert [(e.payload["added"], e.payload["removed"]) for e in loads] == [
+        (["a", "b"], []),
+        (["c"], ["a"]),
+    ]
+    assert [e.kind for e in starts] == ["engine.started", "engine.stopped"] * 2

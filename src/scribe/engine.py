@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scribe import records
 from scribe.breaker import Breakers
-from scribe.errors import ContentChanged, FileBusy, Skipped
+from scribe.errors import ContentChanged, FileBusy, OutsideRoot, Skipped
 from scribe.events import Event, EventKind
 from scribe.files import (
     DEFAULT_MAX_FILE_BYTES,
@@ -131,6 +131,9 @@ class Engine:
                 file = read_text(self.root, path, max_bytes=self.max_file_bytes)
             except FileNotFoundError:
                 return Outcome(path, Status.GONE)
+            except OutsideRoot as exc:  # journaled every time: confinement is audited
+                self._record(records.scope_violation(path, str(exc), event))
+                return Outcome(path, Status.SKIPPED, reason=str(exc))
             except (Skipped, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
                 if live:
                     self._record(
@@ -187,6 +190,7 @@ class Engine:
                     file.rel,
                     file.sha256,
                     failure,
+                    event,
                     quarantined=failure in news,
                     fingerprint=self._fingerprints.get(failure.rule, ""),
                 )

@@ -50,6 +50,10 @@ class Skipped(ScribeError):
     """A file Scribe refuses to read or rewrite (binary, too large, outside the root...)."""
 
 
+class OutsideRoot(Skipped):
+    """The path leads outside the repository (a symlink): a scope violation."""
+
+
 class ContentChanged(ScribeError):
     """The file changed between planning and writing; the write was not made."""
 

@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from scribe.errors import ContentChanged, FileBusy, Skipped
+from scribe.errors import ContentChanged, FileBusy, OutsideRoot, Skipped
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 TEMP_PREFIX = ".scribe-"
@@ -83,7 +83,7 @@ def resolve_inside(root: Path, rel: str) -> Path:
     candidate = root / rel
     real = Path(os.path.realpath(candidate))
     if real != root and root not in real.parents:
-        raise Skipped(f"symlink leads outside the repository (to {real})")
+        raise OutsideRoot(f"symlink leads outside the repository (to {real})")
     return real
 
 

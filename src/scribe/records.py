@@ -24,6 +24,7 @@ from scribe.journal.entry import (
     FILE_WRITTEN,
     QUARANTINED,
     RULE_MATCHED,
+    SCOPE_VIOLATION,
     WORK_DONE,
     NewEntry,
 )
@@ -115,8 +116,24 @@ def skipped(path: str, reason: str, event: Event) -> NewEntry:
     return NewEntry(FILE_SKIPPED, SCRIBE, path=path, message=reason, payload={"event": event.id})
 
 
+def scope_violation(path: str, reason: str, event: Event) -> NewEntry:
+    return NewEntry(
+        SCOPE_VIOLATION,
+        SCRIBE,
+        path=path,
+        message=f"refused: {reason}",
+        payload={"event": event.id},
+    )
+
+
 def failed(
-    path: str, sha256: str, failure: Failure, *, quarantined: bool, fingerprint: str = ""
+    path: str,
+    sha256: str,
+    failure: Failure,
+    event: Event,
+    *,
+    quarantined: bool,
+    fingerprint: str = "",
 ) -> list[NewEntry]:
     entries = [
         NewEntry(
@@ -140,6 +157,7 @@ def failed(
                     "reason": failure.reason,
                     "content": sha256,
                     "fingerprint": fingerprint,
+                    "event": event_payload(event),
                 },
             )
         )

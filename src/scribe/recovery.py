@@ -26,7 +26,7 @@ from pathlib import Path
 from scribe import records
 from scribe.events import EventKind
 from scribe.files import clear_leftovers, sha256
-from scribe.journal.entry import FILE_WRITTEN, WORK_DONE, Journal, NewEntry
+from scribe.journal.entry import FILE_REVERTED, FILE_WRITTEN, WORK_DONE, Journal, NewEntry
 from scribe.state import State
 
 log = logging.getLogger("scribe")
@@ -45,8 +45,12 @@ def finish_open_work(journal: Journal, root: Path) -> tuple[list[NewEntry], list
     """Close every interrupted write; the entries to journal and the paths to redo."""
     closing: list[NewEntry] = []
     redo: list[Pending] = []
-    for intent in journal.open_work(pending_kind=FILE_WRITTEN, done_kind=WORK_DONE):
-        assert intent.path is not None  # every file.written entry names its file
+    intents = [
+        *journal.open_work(pending_kind=FILE_WRITTEN, done_kind=WORK_DONE),
+        *journal.open_work(pending_kind=FILE_REVERTED, done_kind=WORK_DONE),  # scribe undo
+    ]
+    for intent in sorted(intents, key=lambda entry: entry.seq):
+        assert intent.path is not None  # every write entry names its file
         clear_leftovers(root / intent.path, intent.before_hash, intent.after_hash)
         current = _hash(root / intent.path)
         if current is not None and current == intent.after_hash:

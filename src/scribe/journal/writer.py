@@ -104,7 +104,10 @@ class JournalWriter:
             self._cond.notify_all()
 
     def flush(self) -> None:
-        """Wait until everything queued before this call is committed (or failed)."""
+        """Wait until everything queued before this call is committed (or failed).
+
+        Their mirror lines may still be being written; ``close()`` waits for those.
+        """
         marker = _Request([])
         with self._cond:
             if self._closed:
@@ -155,12 +158,9 @@ class JournalWriter:
                     request.problem, request.cause, request.done = problem, exc, True
                 self._cond.notify_all()
             return
-        repaired: list[Path] = []
-        if self.mirrors is not None:
-            try:
-                repaired = self.mirrors.append(sealed)
-            except OSError as exc:  # the commit stands; `scribe journal export` rebuilds them
-                log.warning("could not write the journal mirrors: %s", exc)
+        # Callers go on first: their entries are committed, and the mirrors (copies,
+        # not the record) are written while they work. The next batch starts only
+        # after these lines, so mirror lines keep the journal's order.
         with self._cond:
             self.problem, self._committing = "", 0
             start = 0
@@ -168,9 +168,18 @@ class JournalWriter:
                 end = start + len(request.entries)
                 request.committed, request.done = sealed[start:end], True
                 start = end
-            if repaired:  # journaled by this thread, in the next batch; nobody waits on it
-                self._queue.append(_Request([_flag(path) for path in repaired]))
             self._cond.notify_all()
+        if self.mirrors is None:
+            return
+        try:
+            repaired = self.mirrors.append(sealed)
+        except OSError as exc:  # the commit stands; `scribe journal export` rebuilds them
+            log.warning("could not write the journal mirrors: %s", exc)
+            return
+        if repaired:  # journaled by this thread, in the next batch; nobody waits on it
+            with self._cond:
+                self._queue.append(_Request([_flag(path) for path in repaired]))
+                self._cond.notify_all()
 
 
 def _flag(path: Path) -> NewEntry:
