@@ -260,8 +260,37 @@ def test_migrations_build_an_empty_database_and_refuse_a_newer_one(tmp_path: Pat
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalError, match=r"written by a newer Scribe \(journal schema 2"):
+    with pytest.raises(
+        JournalError, match=rf"written by a newer Scribe \(journal schema {SCHEMA_VERSION + 1}"
+    ):
         SqliteJournal(db)
+
+
+def test_a_version_1_journal_is_migrated_forward(tmp_path: Path) -> None:
+    """Version 1 indexed text on append: version 2 starts its batches after that."""
+    db = tmp_path / "journal.db"
+    with SqliteJournal(db) as store:
+        store.append([NewEntry("note", "user", message=f"n{i}") for i in range(3)])
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE text_progress")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SqliteJournal(db) as store:
+        assert store.count() == 3
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT seq FROM text_progress").fetchone()[0] == 3
+    conn.close()
+
+
+def test_text_search_sees_entries_appended_since_the_last_indexing(tmp_path: Path) -> None:
+    with SqliteJournal(tmp_path / "journal.db") as store:
+        store.append([NewEntry("note", "user", message="alpha one")])
+        assert [e.message for e in store.query(Query(text="alpha"))] == ["alpha one"]
+        store.append([NewEntry("note", "user", message="alpha two")])  # not indexed yet
+        assert [e.message for e in store.query(Query(text="alpha"))] == ["alpha one", "alpha two"]
+        assert store.index_text() == 0  # the query brought it up to date
 
 
 @pytest.fixture
@@ -539,3 +568,19 @@ def test_time_never_runs_backwards_along_the_chain(tmp_path: Path) -> None:
         assert second.ts == first.ts < third.ts
         assert seqs(store.query(Query(since=BASE))) == [1, 2, 3]
         assert seqs(store.query(Query(until=BASE + timedelta(seconds=1)))) == [1, 2]
+
+
+def test_the_writer_indexes_text_when_idle(tmp_path: Path) -> None:
+    store = SqliteJournal(tmp_path / "journal.db")
+    writer = JournalWriter(store)
+    writer.append([NewEntry("note", "user", message="beta")])
+    # Idle after the commit, the writer indexes on its own: a look at the index
+    # from another connection (not a query, which would index first) finds it.
+    other = sqlite3.connect(tmp_path / "journal.db")
+    match = "SELECT count(*) FROM entries_text WHERE entries_text MATCH 'beta'"
+    wait_for(lambda: other.execute(match).fetchone()[0] == 1)
+    other.close()
+    writer.append([NewEntry("note", "user", message="gamma")])
+    writer.close()  # leaves the index complete
+    assert store.index_text() == 0
+    store.close()

@@ -397,7 +397,8 @@ def test_polling_reports_saves_within_the_same_second_and_atomic_saves(root: Pat
             note.write_text(f"v{i}\n")
             os.utime(note, ns=(second, second + offset))  # every save in one and the same second
             rec.wait_for(lambda cs: bool(cs))
-            assert rec.settled(window=0.3) == [Change(MODIFIED, "note.md")]
+            # A poll may fall between the write and the utime: two reports, both right.
+            assert set(rec.settled(window=0.3)) == {Change(MODIFIED, "note.md")}
 
         rec.clear()
         (root / ".note.md.tmp").write_text("atomic\n")

@@ -181,7 +181,9 @@ class Engine:
             idle=[r for r in candidates if r not in held and r not in plan.matched],
         )
         history = [
-            *([records.observed(event, file.sha256)] if live else []),
+            # A write records its event itself; only events that change nothing
+            # need an entry of their own.
+            *([records.observed(event, file.sha256)] if live and not plan.changed else []),
             *(records.matched(file.rel, plan) if live else []),
             *(
                 entry

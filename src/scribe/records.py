@@ -85,7 +85,11 @@ def matched(path: str, plan: Plan) -> list[NewEntry]:
 
 
 def written(plan: Plan, after_sha256: str, event: Event) -> NewEntry:
-    """Journaled *before* the swap; its ``work.done`` says how the swap ended."""
+    """Journaled *before* the swap; its ``work.done`` says how the swap ended.
+
+    The payload carries the event that led to the write, which is therefore not
+    journaled again as ``event.observed``.
+    """
     diff = plan.diff()
     added = sum(1 for line in diff.splitlines() if line[:1] == "+" and line[:3] != "+++")
     removed = sum(1 for line in diff.splitlines() if line[:1] == "-" and line[:3] != "---")
@@ -97,7 +101,7 @@ def written(plan: Plan, after_sha256: str, event: Event) -> NewEntry:
         after_hash=after_sha256,
         diff=diff,
         message=f"rewritten by {', '.join(plan.rules)} (+{added} -{removed})",
-        payload={"rules": list(plan.rules), "event": event.id},
+        payload={"rules": list(plan.rules), "event": event_payload(event)},
     )
 
 

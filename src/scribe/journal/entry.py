@@ -255,6 +255,10 @@ class Journal(Protocol):
 
     def query(self, q: Query) -> list[Entry]: ...
 
+    def index_text(self) -> int:
+        """Bring the full-text index up to date; how many entries were added."""
+        ...
+
     def open_work(
         self, pending_kind: str = WORK_PENDING, done_kind: str = WORK_DONE
     ) -> list[Entry]:

@@ -136,15 +136,30 @@ class JournalWriter:
         self.close()
 
     def _run(self) -> None:
+        stale = False  # entries committed since the text index was last brought up to date
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
+                if self._queue or not stale:
+                    while not self._queue and not self._closed:
+                        self._cond.wait()
+                    if not self._queue:  # closed, and everything is committed
+                        break
                 batch, self._queue = self._queue, []
                 self._committing = sum(len(request.entries) for request in batch)
-            self._commit(batch)
+            if batch:
+                self._commit(batch)
+                stale = True
+            else:  # idle: the moment to index, off every caller's path
+                self._index_text()
+                stale = False
+        if stale:
+            self._index_text()
+
+    def _index_text(self) -> None:
+        try:
+            self.store.index_text()
+        except Exception as exc:  # searches index what is pending themselves
+            log.warning("could not update the journal's text index: %s", exc)
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
