@@ -185,3 +185,18 @@ def test_export_rebuilds_days_from_a_given_day_on(tmp_path: Path) -> None:
         for p in d.iterdir():
             assert p.read_bytes() == before[p]
     assert not [p for d in days for p in d.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_mirrors_come_back_after_the_log_folder_is_removed(tmp_path: Path) -> None:
+    import shutil
+
+    from scribe.journal import NewEntry, SqliteJournal
+    from scribe.journal.mirrors import LOG_DIR, Mirrors
+
+    mirrors = Mirrors(tmp_path)
+    with SqliteJournal.for_root(tmp_path) as store:
+        mirrors.append(store.append([NewEntry("note", "user", message="one")]))
+        shutil.rmtree(tmp_path / LOG_DIR)
+        mirrors.append(store.append([NewEntry("note", "user", message="two")]))
+    (day,) = (tmp_path / LOG_DIR).iterdir()
+    assert "two" in (day / "JOURNAL.md").read_text()

@@ -80,6 +80,7 @@ class Mirrors:
 
     def __init__(self, root: Path) -> None:
         self.dir = root / LOG_DIR
+        self._made: set[str] = set()  # day folders known to exist: no mkdir per batch
 
     def append(self, entries: Sequence[Entry]) -> list[Path]:
         """Append ``entries``' lines; return the files whose last line had been cut
@@ -90,9 +91,16 @@ class Mirrors:
         repaired = []
         for day, group in days.items():
             folder = self.dir / day
-            folder.mkdir(parents=True, exist_ok=True)
+            if day not in self._made:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._made.add(day)
             for name, lines in _renderings(group):
-                if _append_lines(folder / name, lines):
+                try:
+                    torn = _append_lines(folder / name, lines)
+                except FileNotFoundError:  # the folder was removed since: make it again
+                    folder.mkdir(parents=True, exist_ok=True)
+                    torn = _append_lines(folder / name, lines)
+                if torn:
                     repaired.append(folder / name)
         return repaired
 
