@@ -280,3 +280,29 @@ def test_each_start_journals_the_rules_added_and_removed(tmp_path: Path) -> None
         (["c"], ["a"]),
     ]
     assert [e.kind for e in starts] == ["engine.started", "engine.stopped"] * 2
+
+
+def test_a_write_still_under_way_in_another_process_is_left_open(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    """`scribe run` starting while a watcher writes must not close the watcher's write."""
+    import subprocess
+
+    (tmp_path / "a.md").write_bytes(b"before\n")
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        entry = NewEntry(
+            FILE_WRITTEN,
+            "rule:stamp",
+            path="a.md",
+            before_hash=sha(b"before\n"),
+            after_hash=sha(b"after\n"),
+            payload={"pid": other.pid},
+        )
+        writer.append([entry])
+        assert finish_open_work(writer.store, tmp_path) == ([], [])
+    finally:
+        other.kill()
+        other.wait()
+    closing, _ = finish_open_work(writer.store, tmp_path)  # its writer is gone now
+    assert [e.payload["status"] for e in closing] == ["not written"]

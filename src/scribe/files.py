@@ -376,13 +376,18 @@ def clear_leftovers(target: Path, before_sha: str | None, after_sha: str | None)
 
 
 def _writer_alive(temp_name: str) -> bool:
-    """Whether the process that named this temp file still runs (not this one)."""
+    """Whether the process that named this temp file still runs (or is this one)."""
     try:
         pid = int(temp_name[: -len(TEMP_SUFFIX)].rsplit(".", 2)[1])
     except (IndexError, ValueError):
         return False
+    return pid == os.getpid() or other_process_alive(pid)
+
+
+def other_process_alive(pid: int) -> bool:
+    """Whether another process with this pid runs (it may be a later one)."""
     if pid == os.getpid():
-        return True
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -8,6 +8,7 @@ history is decided in one place. Actors: ``rule:<id>`` (several ids joined by
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,7 +102,8 @@ def written(plan: Plan, after_sha256: str, event: Event) -> NewEntry:
         after_hash=after_sha256,
         diff=diff,
         message=f"rewritten by {', '.join(plan.rules)} (+{added} -{removed})",
-        payload={"rules": list(plan.rules), "event": event_payload(event)},
+        # The pid tells a start-up elsewhere that this write may still be under way.
+        payload={"rules": list(plan.rules), "event": event_payload(event), "pid": os.getpid()},
     )
 
 

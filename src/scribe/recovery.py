@@ -20,13 +20,20 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scribe import records
 from scribe.events import EventKind
-from scribe.files import clear_leftovers, sha256
-from scribe.journal.entry import FILE_REVERTED, FILE_WRITTEN, WORK_DONE, Journal, NewEntry
+from scribe.files import clear_leftovers, other_process_alive, sha256
+from scribe.journal.entry import (
+    FILE_REVERTED,
+    FILE_WRITTEN,
+    WORK_DONE,
+    Entry,
+    Journal,
+    NewEntry,
+)
 from scribe.state import State
 
 log = logging.getLogger("scribe")
@@ -51,6 +58,9 @@ def finish_open_work(journal: Journal, root: Path) -> tuple[list[NewEntry], list
     ]
     for intent in sorted(intents, key=lambda entry: entry.seq):
         assert intent.path is not None  # every write entry names its file
+        if _under_way(intent):
+            continue  # another Scribe (a watcher, while `scribe run` starts) is writing it
+
         clear_leftovers(root / intent.path, intent.before_hash, intent.after_hash)
         current = _hash(root / intent.path)
         if current is not None and current == intent.after_hash:
@@ -61,6 +71,19 @@ def finish_open_work(journal: Journal, root: Path) -> tuple[list[NewEntry], list
         if current is not None:
             redo.append(Pending(intent.path, EventKind.MODIFIED, f"interrupted write ({status})"))
     return closing, redo
+
+
+#: A write takes milliseconds once journaled; an older one whose pid runs belongs to
+#: a process that reused the pid, not to a write still under way.
+_WRITE_WINDOW = 60.0
+
+
+def _under_way(intent: Entry) -> bool:
+    pid = intent.payload.get("pid")
+    if not isinstance(pid, int) or not other_process_alive(pid):
+        return False
+    written_at = datetime.fromisoformat(intent.ts.replace("Z", "+00:00"))
+    return (datetime.now(UTC) - written_at).total_seconds() < _WRITE_WINDOW
 
 
 def catch_up(
