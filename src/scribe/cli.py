@@ -151,6 +151,14 @@ def _open_journal(root: Path, settings: Settings) -> JournalWriter | None:
     return JournalWriter(SqliteJournal.for_root(root), Mirrors(root))
 
 
+def _required_journal(root: Path, settings: Settings) -> JournalWriter:
+    """The journal, for commands that make no sense without it."""
+    journal = _open_journal(root, settings)
+    if journal is None:
+        raise ScribeError("the journal is turned off (journal: false in scribe.yaml)")
+    return journal
+
+
 def _start_journal(writer: JournalWriter, rules: list[CompiledRule], command: str) -> None:
     """Journal the start and the rules in force (ids added and removed since last time)."""
     ids = [rule.id for rule in rules]
@@ -422,9 +430,7 @@ def undo_command(
 
     base = root.resolve() if root else find_root(Path.cwd())
     settings = load_settings(base)
-    journal = _open_journal(base, settings)
-    if journal is None:
-        raise UndoError("the journal is turned off (journal: false in scribe.yaml)")
+    journal = _required_journal(base, settings)
     try:
         entry = journal.store.get(seq)
         if entry is None:
@@ -452,9 +458,7 @@ def _held(
 ) -> tuple[Path, Settings, JournalWriter, list[quarantine.Held]]:
     base = root.resolve() if root else find_root(paths[0] if paths else Path.cwd())
     settings = load_settings(base)
-    journal = _open_journal(base, settings)
-    if journal is None:
-        raise ScribeError("the journal is turned off (journal: false in scribe.yaml)")
+    journal = _required_journal(base, settings)
     wanted = {_display(p.resolve() if p.exists() else base / p, base) for p in paths or []}
     items = [
         item

@@ -25,6 +25,7 @@ from scribe.files import (
     DEFAULT_MAX_FILE_BYTES,
     TextFile,
     enable_writer_probe,
+    hash_file,
     read_text,
     sha256,
     write_cas,
@@ -297,11 +298,7 @@ class Engine:
             if self._fingerprints.get(item.rule) != item.fingerprint:
                 releases.append(release(item, "the rule changed or is gone"))
                 continue
-            try:
-                current = sha256((self.root / item.path).read_bytes())
-            except OSError:
-                current = None
-            if current != item.content:
+            if hash_file(self.root / item.path) != item.content:
                 releases.append(release(item, "the file changed"))
                 continue
             with self._lock:

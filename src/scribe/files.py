@@ -161,6 +161,15 @@ def _read_all(fd: int, hint: int) -> bytes:
     return b"".join(chunks)
 
 
+def hash_file(path: Path) -> str | None:
+    """sha256 of the file at ``path``; None if it cannot be read (gone, unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            return sha256(handle.read())
+    except OSError:
+        return None
+
+
 def _read_path(path: str | Path) -> bytes | None:
     try:
         with open(path, "rb") as f:

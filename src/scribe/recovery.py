@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scribe import records
 from scribe.events import EventKind
-from scribe.files import clear_leftovers, other_process_alive, sha256
+from scribe.files import clear_leftovers, hash_file, other_process_alive
 from scribe.journal.entry import (
     FILE_REVERTED,
     FILE_WRITTEN,
@@ -62,7 +62,7 @@ def finish_open_work(journal: Journal, root: Path) -> tuple[list[NewEntry], list
             continue  # another Scribe (a watcher, while `scribe run` starts) is writing it
 
         clear_leftovers(root / intent.path, intent.before_hash, intent.after_hash)
-        current = _hash(root / intent.path)
+        current = hash_file(root / intent.path)
         if current is not None and current == intent.after_hash:
             closing.append(records.done(intent.seq, intent.path, "written", recovered=True))
             continue
@@ -123,7 +123,7 @@ def catch_up(
             and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns)
         ):
             continue  # unchanged, known without reading it
-        if _hash(root / rel) != expected:
+        if hash_file(root / rel) != expected:
             found.append(Pending(rel, EventKind.MODIFIED, "changed while Scribe was stopped"))
     found.extend(
         Pending(rel, EventKind.DELETED, "deleted while Scribe was stopped")
@@ -131,11 +131,3 @@ def catch_up(
         if not (root / rel).exists()  # ignored now, or outside the scan: not deleted
     )
     return found
-
-
-def _hash(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return sha256(handle.read())
-    except OSError:
-        return None
