@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,111 @@ def test_no_file_is_written_when_the_journal_cannot_record_it(tmp_path: Path) ->
         assert not writer.healthy
     finally:
         writer.close()
+
+
+# -- batches ----------------------------------------------------------------------
+
+STAMP_US = """
+rules:
+  - id: stamp
+    paths: ["**/*.md"]
+    do: [{set: {field: modified, value: "{{ now('%Y-%m-%dT%H:%M:%S.%fZ') }}"}}]
+"""
+
+
+def notes(root: Path, count: int) -> list[str]:
+    """``count`` notes spread over two folders; their relative paths."""
+    paths = [f"{'ab'[i % 2]}/n{i}.md" for i in range(count)]
+    for rel in paths:
+        (root / rel).parent.mkdir(exist_ok=True)
+        (root / rel).write_text(f"---\ntitle: {rel}\n---\nbody\n")
+    return paths
+
+
+def test_a_batch_journals_every_write_before_the_first_swap(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    paths = notes(tmp_path, 20)
+    engine = make(tmp_path, writer)
+    outcomes = engine.handle_many([Event(EventKind.MODIFIED, rel) for rel in paths])
+    assert [o.path for o in outcomes] == paths
+    assert {o.status for o in outcomes} == {Status.WRITTEN}
+    log = entries(writer)
+    kinds = [e.kind for e in log]
+    assert kinds == [FILE_WRITTEN] * 20 + [WORK_DONE] * 20  # all intents, then all closings
+    intents = {e.seq: e for e in log if e.kind == FILE_WRITTEN}
+    for done in log[20:]:
+        assert done.payload["status"] == "written"
+        written = intents.pop(done.ref or 0)
+        assert written.after_hash == sha((tmp_path / written.path).read_bytes())  # type: ignore[operator]
+    assert intents == {}
+    assert writer.store.verify().ok
+
+
+def test_the_files_of_a_batch_do_not_share_one_stamp(tmp_path: Path, writer: JournalWriter) -> None:
+    paths = notes(tmp_path, 200)
+    engine = make(tmp_path, writer, STAMP_US)
+    engine.handle_many([Event(EventKind.MODIFIED, rel) for rel in paths])
+    stamps = [(tmp_path / rel).read_text().split("modified: ")[1].split("\n")[0] for rel in paths]
+    assert stamps == sorted(stamps)
+    assert stamps[0] < stamps[-1]  # not one time for the whole batch
+
+
+class SaveDuringCommit(JournalWriter):
+    """A journal that lets a user save ``path`` right after the first commit: between
+    the batch's plan and its swap."""
+
+    def __init__(self, root: Path, path: str, text: str) -> None:
+        super().__init__(SqliteJournal.for_root(root), Mirrors(root))
+        self.target, self.text = root / path, text
+        self.saved_at: datetime | None = None
+
+    def append(self, entries: Sequence[NewEntry]) -> list[Entry]:
+        sealed = super().append(entries)
+        if self.saved_at is None:
+            self.saved_at = datetime.now(UTC)
+            self.target.write_text(self.text)
+        return sealed
+
+
+def test_a_file_saved_during_its_batch_is_re_planned_alone(tmp_path: Path) -> None:
+    paths = notes(tmp_path, 10)
+    user = "---\ntitle: saved meanwhile\n---\nnew body\n"
+    writer = SaveDuringCommit(tmp_path, paths[3], user)
+    try:
+        outcomes = make(tmp_path, writer, STAMP_US).handle_many(
+            [Event(EventKind.MODIFIED, rel) for rel in paths]
+        )
+        assert {o.status for o in outcomes} == {Status.WRITTEN}
+        text = (tmp_path / paths[3]).read_text()
+        assert text.startswith("---\ntitle: saved meanwhile\nmodified: ")  # the save, kept
+        assert text.endswith("new body\n")
+        stamp = text.split("modified: ")[1].split("\n")[0]
+        assert writer.saved_at is not None
+        assert stamp >= writer.saved_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # not older than it
+        log = entries(writer)
+    finally:
+        writer.close()
+    closings = [(e.path, e.payload["status"]) for e in log if e.kind == WORK_DONE]
+    assert closings.count((paths[3], "conflict")) == 1
+    assert sorted(closings).count((paths[3], "written")) == 1
+    assert all(closings.count((rel, "written")) == 1 for rel in paths)
+
+
+def test_a_batch_writes_nothing_when_the_journal_cannot_record_it(tmp_path: Path) -> None:
+    paths = notes(tmp_path, 5)
+    before = {rel: (tmp_path / rel).read_bytes() for rel in paths}
+    store = SqliteJournal.for_root(tmp_path)
+    writer = JournalWriter(store, Mirrors(tmp_path))
+    try:
+        store.close()
+        outcomes = make(tmp_path, writer).handle_many(
+            [Event(EventKind.MODIFIED, rel) for rel in paths]
+        )
+    finally:
+        writer.close()
+    assert {o.status for o in outcomes} == {Status.FAILED}
+    assert {rel: (tmp_path / rel).read_bytes() for rel in paths} == before
 
 
 # -- recovery ---------------------------------------------------------------------

@@ -11,7 +11,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import pytest
 
@@ -41,8 +40,15 @@ class Recording:
         self.active: set[str] = set()
         self.overlaps: list[str] = []
         self.seen: set[str] = set()
+        self.batches: list[int] = []  # the size of each call's batch
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, events: list[Event]) -> None:
+        with self.lock:
+            self.batches.append(len(events))
+        for event in events:
+            self._one(event)
+
+    def _one(self, event: Event) -> None:
         path = event.target
         with self.lock:
             if path in self.active:
@@ -86,7 +92,7 @@ def make() -> Iterator[Make]:
     """Build schedulers (not started); every started one is stopped at teardown."""
     made: list[_Tracked] = []
 
-    def build(handle: Callable[[Event], object], **options: object) -> Scheduler:
+    def build(handle: Callable[[list[Event]], object], **options: object) -> Scheduler:
         scheduler = _Tracked(handle, **options)  # type: ignore[arg-type]
         made.append(scheduler)
         return scheduler
@@ -145,14 +151,12 @@ def test_a_burst_of_changes_to_one_path_is_one_call_with_the_merged_kind(
     scheduler = make(handle, open_writer_grace=0.3)
     for change in changes:
         scheduler.submit(change)
-    before_last = datetime.now(UTC)
-    scheduler.submit(changes[-1])  # once more: the event's time is that of the last change
     scheduler.start()
     assert scheduler.wait_idle(5)
     assert holds_for(lambda: len(handle.events()) == 1, 0.3)  # no second call comes later
     [event] = handle.events()
     assert (event.kind, event.path, event.dest) == (expected.kind, expected.path, expected.dest)
-    assert event.time >= before_last
+    assert event.time is None  # the engine takes the moment it reads the file
     assert event.source == "watcher"
 
 
@@ -341,6 +345,42 @@ def test_a_storm_of_ten_thousand_paths_is_fully_processed_in_bounded_time(make: 
     assert scheduler.processed == len(handle.calls)
 
 
+# -- batches -------------------------------------------------------------------
+
+
+def test_a_queue_is_taken_in_batches_of_at_most_max_batch(make: Make) -> None:
+    handle = Recording()
+    scheduler = make(handle, workers=2, max_batch=16)
+    for i in range(200):  # all ready before any worker runs
+        scheduler.submit(Change(MODIFIED, f"n{i}.md", closed=True))
+    scheduler.start()
+    assert scheduler.wait_idle(10)
+    assert sorted(e.path for e in handle.events()) == sorted(f"n{i}.md" for i in range(200))
+    assert max(handle.batches) == 16
+    assert len(handle.batches) < 200 // 4  # batches, not one call per path
+
+
+def test_a_lone_change_is_not_held_for_a_batch(make: Make) -> None:
+    handle = Recording()
+    scheduler = make(handle, workers=2, max_batch=16)
+    scheduler.start()
+    for i in range(5):
+        path = f"n{i}.md"
+        scheduler.submit(Change(MODIFIED, path, closed=True))
+        assert wait_until(lambda path=path: bool(handle.events(path)), 5)  # type: ignore[misc]
+    assert handle.batches == [1] * 5
+
+
+def test_a_batch_splits_its_queue_between_the_workers(make: Make) -> None:
+    handle = Recording()
+    scheduler = make(handle, workers=4, max_batch=64)
+    for i in range(20):
+        scheduler.submit(Change(MODIFIED, f"n{i}.md", closed=True))
+    scheduler.start()
+    assert scheduler.wait_idle(10)
+    assert max(handle.batches) <= 5  # a quarter of the queue each, not all on one
+
+
 # -- stopping and failures -----------------------------------------------------
 
 
@@ -364,17 +404,18 @@ def test_a_failing_call_does_not_stop_the_workers(
     caplog.set_level(logging.ERROR, logger="scribe")
     handled: list[str] = []
 
-    def handle(event: Event) -> None:
-        if event.path.startswith("bad"):
-            raise OSError(28, "No space left on device")
-        handled.append(event.path)
+    def handle(events: list[Event]) -> None:
+        for event in events:
+            if event.path.startswith("bad"):
+                raise OSError(28, "No space left on device")
+        handled.extend(event.path for event in events)
 
     scheduler = make(handle, workers=1)
-    scheduler.start()
     for i in range(3):
         scheduler.submit(Change(MODIFIED, f"bad{i}.md", closed=True))
     scheduler.submit(Change(MODIFIED, "good.md", closed=True))
-    assert wait_until(lambda: handled == ["good.md"], 5)
+    scheduler.start()  # all four in one batch
+    assert wait_until(lambda: handled == ["good.md"], 5)  # not lost with its batch
     assert scheduler.wait_idle(5)
     assert "bad0.md" in caplog.text
     assert "No space left on device" in caplog.text

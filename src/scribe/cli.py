@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -237,14 +238,21 @@ def _progress(total: int) -> Progress:
     )
 
 
-def _apply_once(engine: Engine, files: list[str], label: str, *, workers: int) -> Iterator[Outcome]:
-    """Handle each file once, in order of ``files``; ``workers`` threads overlap one
-    file's disk waits (fsync) with the planning of the next."""
+def _apply_once(
+    engine: Engine, files: list[str], label: str, *, workers: int, max_batch: int
+) -> Iterator[Outcome]:
+    """Handle each file once, in order of ``files``: in batches (their writes share a
+    journal commit) on ``workers`` threads, which overlap one batch's disk waits
+    (fsync) with the planning of the next."""
+    size = max(1, min(max_batch, -(-len(files) // (workers * 4))))
+    batches = [files[at : at + size] for at in range(0, len(files), size)]
     with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
         task = progress.add_task(label, total=len(files))
-        for outcome in pool.map(lambda rel: engine.handle(engine.scan_event(rel)), files):
-            yield outcome
-            progress.advance(task)
+        for outcomes in pool.map(
+            lambda batch: engine.handle_many([engine.scan_event(rel) for rel in batch]), batches
+        ):
+            yield from outcomes
+            progress.advance(task, len(outcomes))
 
 
 def _report_problems(outcomes: Iterable[Outcome]) -> int:
@@ -300,7 +308,15 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
         _restore_quarantine(engine, journal)
     targets = _targets(base, paths, _ignore(base, settings))
     try:
-        outcomes = list(_apply_once(engine, targets, "applying rules", workers=settings.workers))
+        outcomes = list(
+            _apply_once(
+                engine,
+                targets,
+                "applying rules",
+                workers=settings.workers,
+                max_batch=settings.max_batch,
+            )
+        )
     finally:
         engine.state.close()
         if journal is not None:
@@ -321,7 +337,9 @@ def _dry_run(
     base, settings, compiled = _setup(root, rules, paths)
     engine = _engine(base, settings, compiled, dry_run=True)
     targets = _targets(base, paths, _ignore(base, settings))
-    outcomes = list(_apply_once(engine, targets, label, workers=settings.workers))
+    outcomes = list(
+        _apply_once(engine, targets, label, workers=settings.workers, max_batch=settings.max_batch)
+    )
     planned = [(o.path, o.plan) for o in outcomes if o.status is Status.PLANNED and o.plan]
     return planned, _report_problems(outcomes)
 
@@ -397,7 +415,7 @@ def _explain(base: Path, settings: Settings, compiled: list[CompiledRule], targe
     ctx = FileContext(
         path=rel,
         text=file.text,
-        time=engine.scan_event(rel).time,
+        time=datetime.now(UTC),
         regex_timeout=settings.regex_timeout,
     )
     for rule in compiled:
@@ -509,7 +527,11 @@ def quarantine_retry(
         compiled = load_rules(base / settings.rules, display=settings.rules)
         engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
         files = list(dict.fromkeys(item.path for item in items))
-        outcomes = list(_apply_once(engine, files, "retrying", workers=settings.workers))
+        outcomes = list(
+            _apply_once(
+                engine, files, "retrying", workers=settings.workers, max_batch=settings.max_batch
+            )
+        )
         engine.state.close()
     finally:
         journal.close()
@@ -595,23 +617,32 @@ def watch_command(
     ignore = _ignore(base, settings)
     closes_known = sys.platform.startswith("linux") and not settings.poll
 
-    def handle(event: Event) -> None:
+    def handle(events: list[Event]) -> None:
         started = time.perf_counter()
-        outcome = engine.handle(event)
-        if outcome.status is Status.BUSY:  # its writer's close will bring it back
-            log.debug("%s is open for writing; waiting for its close", outcome.path)
-            return
-        _report_problems([outcome])
-        if outcome.status is Status.WRITTEN and outcome.plan:
-            log.info(
-                "rewrote %s (%s) in %.1f ms",
-                outcome.path,
-                ", ".join(outcome.plan.rules),
-                (time.perf_counter() - started) * 1000,
-            )
+        outcomes = engine.handle_many(events)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        for outcome in outcomes:
+            if outcome.status is Status.BUSY:  # its writer's close will bring it back
+                log.debug("%s is open for writing; waiting for its close", outcome.path)
+                continue
+            _report_problems([outcome])
+            if outcome.status is Status.WRITTEN and outcome.plan:
+                log.info(
+                    "rewrote %s (%s) in %.1f ms%s",
+                    outcome.path,
+                    ", ".join(outcome.plan.rules),
+                    elapsed_ms,
+                    f" (one of {len(events)})" if len(events) > 1 else "",
+                )
 
     quiet = settings.quiet_ms / 1000
-    scheduler = Scheduler(handle, quiet=quiet, closes_known=closes_known, workers=settings.workers)
+    scheduler = Scheduler(
+        handle,
+        quiet=quiet,
+        closes_known=closes_known,
+        workers=settings.workers,
+        max_batch=settings.max_batch,
+    )
     stop, ready = threading.Event(), threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

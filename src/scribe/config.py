@@ -39,6 +39,13 @@ class Settings(BaseModel):
     workers: int = Field(
         4, ge=1, le=64, description="files processed in parallel (one at a time per file)"
     )
+    max_batch: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="most files one worker takes at once when changes queue up; "
+        "their writes share one journal commit and one sync per directory",
+    )
     journal: bool = Field(
         True,
         description="record every change in .scribe/journal.db; off also means no crash "

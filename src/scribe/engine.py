@@ -1,9 +1,10 @@
 """The engine: one path for plan, run and watch — read, match, plan, apply.
 
 ``Engine.handle`` takes one event and does everything for its file; callers decide
-only whether to write (``dry_run``) and where events come from. Calls for
-different paths may run in parallel; the caller guarantees one call per path at a
-time (the scheduler does, for ``scribe watch``).
+only whether to write (``dry_run``) and where events come from. ``handle_many``
+does the same for a batch of events, sharing the journal commit and directory syncs
+of their writes. Calls for different paths may run in parallel; the caller
+guarantees one call per path at a time (the scheduler does, for ``scribe watch``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import logging
 import os
 import threading
 import time as clock
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import accumulate
 from pathlib import Path
 
 from scribe import records
@@ -25,6 +28,7 @@ from scribe.files import (
     DEFAULT_MAX_FILE_BYTES,
     TextFile,
     enable_writer_probe,
+    fsync_dir,
     hash_file,
     read_text,
     sha256,
@@ -59,6 +63,17 @@ class Status(StrEnum):
     CONFLICT = "conflict"  # kept changing while Scribe tried to write it; left alone
     BUSY = "busy"  # open for writing by another process; its close brings it back
     FAILED = "failed"  # the write itself failed (disk full, permissions...)
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A planned rewrite waiting for its journal entry and its swap."""
+
+    event: Event
+    file: TextFile
+    plan: Plan
+    data: bytes
+    history: list[NewEntry]
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,57 @@ class Engine:
 
     def handle(self, event: Event) -> Outcome:
         """Process one event end to end and say what happened."""
+        return self.handle_many([event])[0]
+
+    def handle_many(self, events: Sequence[Event]) -> list[Outcome]:
+        """Process events for distinct paths together; one outcome per event, in order.
+
+        Each file is read and planned on its own, but their writes share the costs a
+        disk makes per call: one journal commit records every intent, and each
+        directory is synced once after its files are swapped in, before any of them
+        is reported done. A file that changes under its write is re-planned alone.
+        """
+        outcomes: dict[int, Outcome] = {}
+        todo: list[tuple[int, Event]] = []
+        for index, event in enumerate(events):
+            early = self._before_reading(event.at(datetime.now(UTC)))
+            if early is None:
+                todo.append((index, event))
+            else:
+                outcomes[index] = early
+        for _ in range(MAX_ATTEMPTS):
+            writes: list[tuple[int, _Write]] = []
+            for index, event in todo:
+                prepared = self._prepare(event)
+                if isinstance(prepared, _Write):
+                    writes.append((index, prepared))
+                else:
+                    outcomes[index] = prepared
+            todo = []
+            written = self._write([write for _, write in writes])
+            for (index, _), outcome in zip(writes, written, strict=True):
+                if outcome is None:  # changed under the write: read and plan it again
+                    todo.append((index, events[index]))  # (with a new now() if it had none)
+                else:
+                    outcomes[index] = outcome
+            if not todo:
+                break
+        for index, event in todo:
+            outcomes[index] = Outcome(
+                event.target,
+                Status.CONFLICT,
+                reason=f"changed during each of {MAX_ATTEMPTS} write attempts",
+            )
+        return [outcomes[index] for index in range(len(events))]
+
+    @staticmethod
+    def scan_event(path: str) -> Event:
+        """The event a one-shot run or a scan gives an existing file (``SCAN_KIND``)."""
+        return Event(SCAN_KIND, path, source="scan")
+
+    def _before_reading(self, event: Event) -> Outcome | None:
+        """What needs no read of the file: deletions, moves, paths no rule wants."""
         path = event.target
-        live = event.source != "scan"
         if event.kind is EventKind.MOVED and event.dest:
             self.state.forget(event.path)
             self._record(records.gone(event))
@@ -124,37 +188,31 @@ class Engine:
             self._record(records.gone(event))
             return Outcome(path, Status.DELETED)
         if not any(rule.wants(event.kind, path).matched for rule in self.rules):
-            if live:
+            if event.source != "scan":
                 self._record(records.observed(event, None))
             return Outcome(path, Status.UNCHANGED, reason="no rule applies")
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                file = read_text(self.root, path, max_bytes=self.max_file_bytes)
-            except FileNotFoundError:
-                return Outcome(path, Status.GONE)
-            except OutsideRoot as exc:  # journaled every time: confinement is audited
-                self._record(records.scope_violation(path, str(exc), event))
-                return Outcome(path, Status.SKIPPED, reason=str(exc))
-            except (Skipped, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-                if live:
-                    self._record(
-                        records.observed(event, None), records.skipped(path, str(exc), event)
-                    )
-                return Outcome(path, Status.SKIPPED, reason=str(exc))
-            outcome = self._process(event, file, live=live)
-            if outcome is not None:
-                return outcome
-        return Outcome(
-            path, Status.CONFLICT, reason=f"changed during each of {MAX_ATTEMPTS} write attempts"
-        )
+        return None
 
-    @staticmethod
-    def scan_event(path: str) -> Event:
-        """The event a one-shot run or a scan gives an existing file (``SCAN_KIND``)."""
-        return Event(SCAN_KIND, path, source="scan")
+    def _prepare(self, event: Event) -> Outcome | _Write:
+        """Read and plan the event's file: its outcome, or the write it needs."""
+        now = event.time or datetime.now(UTC)
+        event = event.at(now)
+        path = event.target
+        live = event.source != "scan"
+        try:
+            file = read_text(self.root, path, max_bytes=self.max_file_bytes)
+        except FileNotFoundError:
+            return Outcome(path, Status.GONE)
+        except OutsideRoot as exc:  # journaled every time: confinement is audited
+            self._record(records.scope_violation(path, str(exc), event))
+            return Outcome(path, Status.SKIPPED, reason=str(exc))
+        except (Skipped, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            if live:
+                self._record(records.observed(event, None), records.skipped(path, str(exc), event))
+            return Outcome(path, Status.SKIPPED, reason=str(exc))
+        return self._plan(event, file, now, live=live)
 
-    def _process(self, event: Event, file: TextFile, *, live: bool) -> Outcome | None:
-        """One attempt; None means the file changed under us and must be re-read."""
+    def _plan(self, event: Event, file: TextFile, now: datetime, *, live: bool) -> Outcome | _Write:
         seen = self.state.get(file.rel)
         if live and seen is not None and seen.sha256 == file.sha256:
             return Outcome(file.rel, Status.ECHO)
@@ -168,7 +226,7 @@ class Engine:
             file.sha256,
             self.rules,
             kind=event.kind,
-            time=event.time,
+            time=now,
             size=len(file.raw),
             may_restamp=may_restamp,
             regex_timeout=self.regex_timeout,
@@ -209,43 +267,82 @@ class Engine:
             return Outcome(file.rel, Status.UNCHANGED, plan)
         if self.dry_run:
             return Outcome(file.rel, Status.PLANNED, plan)
-        data = file.encode(plan.new_text)
+        return _Write(event, file, plan, file.encode(plan.new_text), history)
+
+    def _write(self, batch: Sequence[_Write]) -> list[Outcome | None]:
+        """Journal, then swap in, every write; None for a file that changed under us."""
+        if not batch:
+            return []
         self._wait_for_git()
-        intent = None
+        intents: list[int | None] = [None] * len(batch)
         if self.journal is not None:  # journal first: no write Scribe could not record
+            entries: list[NewEntry] = []
+            for w in batch:
+                entries += [*w.history, records.written(w.plan, sha256(w.data), w.event)]
             try:
-                sealed = self.journal.append([*history, records.written(plan, sha256(data), event)])
+                sealed = self.journal.append(entries)
             except JournalUnavailable as exc:
-                return Outcome(file.rel, Status.FAILED, plan, f"not written: {exc}")
-            intent = sealed[-1].seq
-        try:
-            placed = write_cas(file, data)
-        except ContentChanged:
-            log.info("%s changed while planning; re-planning", file.rel)
-            self._finish(intent, file.rel, "conflict", written=False)
-            return None
-        except FileBusy:
-            self._finish(intent, file.rel, "busy", written=False)
-            return Outcome(
-                file.rel, Status.BUSY, plan, "open for writing by another process; left alone"
-            )
-        except OSError as exc:  # the file is left as it was; say why it was not written
-            self._finish(intent, file.rel, "failed", written=False, error=str(exc))
-            return Outcome(file.rel, Status.FAILED, plan, f"could not write: {exc}")
-        self._finish(intent, file.rel, "written")
-        masked = self._masked(plan.new_text)
-        self._remember(file.rel, data, masked, placed.st_size, placed.st_mtime_ns)
-        return Outcome(file.rel, Status.WRITTEN, plan)
+                return [
+                    Outcome(w.file.rel, Status.FAILED, w.plan, f"not written: {exc}") for w in batch
+                ]
+            ends = accumulate(len(w.history) + 1 for w in batch)
+            intents = [sealed[end - 1].seq for end in ends]
+        results: list[Outcome | None] = []
+        placed: dict[int, os.stat_result] = {}
+        closing: list[NewEntry] = []
+        for at, (w, intent) in enumerate(zip(batch, intents, strict=True)):
+            rel = w.file.rel
+            try:
+                placed[at] = write_cas(w.file, w.data, sync_dir=False)
+            except ContentChanged:
+                log.info("%s changed while planning; re-planning", rel)
+                closing += self._closing(intent, rel, "conflict", written=False)
+                results.append(None)
+                continue
+            except FileBusy:
+                closing += self._closing(intent, rel, "busy", written=False)
+                message = "open for writing by another process; left alone"
+                results.append(Outcome(rel, Status.BUSY, w.plan, message))
+                continue
+            except OSError as exc:  # the file is left as it was; say why it was not written
+                closing += self._closing(intent, rel, "failed", written=False, error=str(exc))
+                results.append(Outcome(rel, Status.FAILED, w.plan, f"could not write: {exc}"))
+                continue
+            results.append(Outcome(rel, Status.WRITTEN, w.plan))
+        unsynced = self._sync_dirs(batch[at].file.path.parent for at in placed)
+        for at, stat in placed.items():
+            w, intent, rel = batch[at], intents[at], batch[at].file.rel
+            problem = unsynced.get(w.file.path.parent)
+            if problem is not None:  # swapped in, but a crash could still undo it
+                closing += self._closing(intent, rel, "failed", written=False, error=problem)
+                results[at] = Outcome(rel, Status.FAILED, w.plan, f"could not write: {problem}")
+                continue
+            closing += self._closing(intent, rel, "written")
+            masked = self._masked(w.plan.new_text)
+            self._remember(rel, w.data, masked, stat.st_size, stat.st_mtime_ns)
+        self._record(*closing)
+        return results
+
+    @staticmethod
+    def _sync_dirs(directories: Iterable[Path]) -> dict[Path, str]:
+        """Sync each directory once; the ones that failed, with why."""
+        problems = {}
+        for directory in dict.fromkeys(directories):
+            try:
+                fsync_dir(directory)
+            except OSError as exc:
+                problems[directory] = str(exc)
+        return problems
 
     def _record(self, *entries: NewEntry) -> None:
         """Journal entries that guard no write: they need not hold the worker up."""
         if self.journal is not None and entries:
             self.journal.submit(entries)
 
-    def _finish(self, intent: int | None, path: str, status: str, **extra: object) -> None:
-        """Close a journaled write with how it ended (start-up recovery reads this)."""
-        if intent is not None:
-            self._record(records.done(intent, path, status, **extra))
+    @staticmethod
+    def _closing(intent: int | None, path: str, status: str, **extra: object) -> list[NewEntry]:
+        """The entry closing a journaled write with how it ended (recovery reads it)."""
+        return [] if intent is None else [records.done(intent, path, status, **extra)]
 
     def _masked(self, text: str) -> str:
         """Hash of the text without the fields that rules stamp with ``now()``."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
 #: Seeded from the OS once (and again in a forked child); ``uuid4()`` itself asks the
@@ -28,14 +28,23 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    """One observed change. ``time`` is also the frozen ``now()`` of every rule it runs."""
+    """One observed change. ``time`` is also the frozen ``now()`` of every rule it runs.
+
+    Events from the watcher and from scans leave ``time`` unset: the engine then
+    takes the moment it reads the file (again for each re-read), so a stamp is
+    never older than the content it is written into.
+    """
 
     kind: EventKind
     path: str  # posix path relative to the repository root
     dest: str | None = None  # for moves: where it went
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    time: datetime | None = None
     source: str = "watcher"
     id: str = field(default_factory=_new_id)
+
+    def at(self, time: datetime) -> Event:
+        """This event with ``time`` set, unless it already has one."""
+        return self if self.time is not None else replace(self, time=time)
 
     @property
     def target(self) -> str:

@@ -157,6 +157,8 @@ def _read_all(fd: int, hint: int) -> bytes:
     size = max(hint, 1) + 1  # one more byte tells us whether it grew meanwhile
     while chunk := os.read(fd, size):
         chunks.append(chunk)
+        if len(chunk) < size:  # a regular file reads short only at its end
+            break
         size = 1 << 16
     return b"".join(chunks)
 
@@ -246,7 +248,8 @@ def _read_unless_busy(path: Path, rel: str) -> bytes | None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make the renames in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -254,11 +257,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_cas(file: TextFile, data: bytes) -> os.stat_result:
+def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_result:
     """Replace ``file.path`` with ``data`` only if it still holds ``file.raw``.
 
     Temp file in the same directory, fsync, atomic swap, directory fsync; the mode
-    is kept. On Linux the swap is a ``RENAME_EXCHANGE``, so the content displaced
+    is kept. A caller writing many files may pass ``sync_dir=False`` and call
+    ``fsync_dir`` once per directory afterwards, before it reports any of them done.
+    On Linux the swap is a ``RENAME_EXCHANGE``, so the content displaced
     is checked *after* the swap and given back if someone wrote in the meantime.
     Raises ``ContentChanged`` when the file no longer holds what the plan was made
     from, and ``FileBusy`` when another process has it open for writing (a writer
@@ -276,12 +281,12 @@ def write_cas(file: TextFile, data: bytes) -> os.stat_result:
     try:
         try:
             os.fchmod(fd, file.mode)
-            ours = os.fstat(fd).st_ino
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
             placed = os.fstat(fd)
+            ours = placed.st_ino
         finally:
             os.close(fd)
         try:
@@ -298,7 +303,8 @@ def write_cas(file: TextFile, data: bytes) -> os.stat_result:
     finally:
         # Once swapped, tmp holds the displaced (planned-from) content; drop it.
         tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    if sync_dir:
+        fsync_dir(target.parent)
     return placed
 
 

@@ -44,7 +44,7 @@ def event_payload(event: Event) -> dict[str, Any]:
         "event": event.kind.value,
         "id": event.id,
         "source": event.source,
-        "time": event.time.isoformat(),
+        "time": event.time.isoformat() if event.time else None,
     }
     if event.dest:
         payload["dest"] = event.dest

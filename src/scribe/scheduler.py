@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from scribe.events import Event, EventKind, merge_kinds
 from scribe.watch import Change
@@ -34,18 +33,25 @@ class _Pending:
 
 
 class Scheduler:
-    """Runs ``handle`` for each ready path on ``workers`` threads."""
+    """Runs ``handle`` for batches of ready paths on ``workers`` threads.
+
+    A worker takes one path when few are ready and more as they queue up, up to
+    ``max_batch``: each worker's share of the queue, so that a burst is spread over
+    every worker and a lone save is not held back by others.
+    """
 
     def __init__(
         self,
-        handle: Callable[[Event], object],
+        handle: Callable[[list[Event]], object],
         *,
         quiet: float = 0.02,
         open_writer_grace: float = 1.0,
         closes_known: bool = True,
         workers: int = 4,
+        max_batch: int = 64,
     ) -> None:
         self._handle = handle
+        self._max_batch = max_batch
         self._quiet = quiet
         # When the platform reports closes, a file still open for writing waits for
         # its close; only a writer that never closes falls back to this longer window.
@@ -103,13 +109,18 @@ class Scheduler:
                 heapq.heappush(self._timers, (now + wait, path, pending.version))
             self._cond.notify()
 
-    def _next(self) -> tuple[str, _Pending] | None:
-        """Under the lock: pop a ready path that is not in flight, or None."""
+    def _next(self) -> list[tuple[str, _Pending]]:
+        """Under the lock: pop ready paths that are not in flight (maybe none)."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, path, version = heapq.heappop(self._timers)
             self._ready.append((path, version))
+        share = -(-len(self._ready) // len(self._threads))
+        want = max(1, min(self._max_batch, share))
+        taken: list[tuple[str, _Pending]] = []
         for _ in range(len(self._ready)):
+            if len(taken) == want:
+                break
             path, version = self._ready.popleft()
             pending = self._pending.get(path)
             if pending is None or pending.version != version:
@@ -119,42 +130,41 @@ class Scheduler:
                 continue
             del self._pending[path]
             self._inflight.add(path)
-            return path, pending
-        return None
+            taken.append((path, pending))
+        return taken
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                item = self._next()
-                while item is None:
+                batch = self._next()
+                while not batch:
                     if self._stopping and not self._pending:
                         return
                     timeout = self._timers[0][0] - time.monotonic() if self._timers else None
                     self._cond.wait(timeout=max(timeout, 0.0005) if timeout is not None else 0.5)
-                    item = self._next()
-            path, pending = item
+                    batch = self._next()
             try:
-                kind = pending.kind
-                source = pending.source_path
-                event = Event(
-                    kind,
-                    source if kind is EventKind.MOVED else path,
-                    dest=path if kind is EventKind.MOVED else None,
-                    # now() is the moment handling starts, so a stamp is never older
-                    # than the content it is written into.
-                    time=datetime.now(UTC),
-                    source="watcher" if pending.live else "scan",
-                )
-                self._handle(event)
-            except Exception:
-                # One file's failure (disk full, a directory removed mid-write...) must
-                # not kill the worker: with every worker gone, watching stops silently.
-                log.exception("failed to process %s", path)
+                self._run([_event(path, pending) for path, pending in batch])
             finally:
                 with self._cond:
-                    self._inflight.discard(path)
-                    self.processed += 1
+                    self._inflight.difference_update(path for path, _ in batch)
+                    self.processed += len(batch)
                     self._cond.notify_all()
+
+    def _run(self, events: list[Event]) -> None:
+        """Handle a batch; if it fails, each of its events alone, so that one bad
+        file costs only itself (handling is idempotent, so a repeat is harmless)."""
+        try:
+            self._handle(events)
+            return
+        except Exception:
+            if len(events) == 1:
+                # One file's failure (disk full, a directory removed mid-write...) must
+                # not kill the worker: with every worker gone, watching stops silently.
+                log.exception("failed to process %s", events[0].target)
+                return
+        for event in events:
+            self._run([event])
 
     def idle(self) -> bool:
         with self._cond:
@@ -179,3 +189,13 @@ class Scheduler:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _event(path: str, pending: _Pending) -> Event:
+    moved = pending.kind is EventKind.MOVED
+    return Event(
+        pending.kind,
+        pending.source_path if moved else path,
+        dest=path if moved else None,
+        source="watcher" if pending.live else "scan",
+    )
