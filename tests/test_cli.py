@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import scribe
+from scribe.config import Settings
 
 SCRIBE = str(Path(sys.executable).with_name("scribe"))
 STAMP_RULES = """\
@@ -23,8 +24,10 @@ rules:
 """
 
 
-def scribe_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+def scribe_cmd(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [SCRIBE, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env, check=False
     )
@@ -151,6 +154,43 @@ def test_schema_prints_json_schema(repo: Path) -> None:
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert schema["title"] == "Scribe rules file"
+
+
+def test_schema_config_describes_every_setting(repo: Path) -> None:
+    result = scribe_cmd("schema", "config", cwd=repo)
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert set(schema["properties"]) == set(Settings.model_fields)
+    assert schema["additionalProperties"] is False  # unknown keys are errors
+    assert schema["properties"]["workers"]["default"] == 4
+
+
+def test_config_shows_each_value_and_where_it_came_from(repo: Path) -> None:
+    (repo / "scribe.yaml").write_text("# tuned\nquiet_ms: 5\nworkers: 2\n")
+    env = {"SCRIBE_WORKERS": "3", "SCRIBE_IGNORE": '["drafts/**"]'}
+    table = scribe_cmd("config", cwd=repo, env=env)
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in table.stdout.splitlines()[1:]}
+    assert rows["quiet_ms"] == ["5", "scribe.yaml:2"]
+    assert rows["workers"] == ["3", "environment", "SCRIBE_WORKERS"]  # the variable wins
+    assert rows["poll"] == ["false", "default"]
+    report = json.loads(scribe_cmd("config", "--json", cwd=repo, env=env).stdout)
+    assert report["ignore"] == {"value": ["drafts/**"], "source": "environment SCRIBE_IGNORE"}
+    assert report["max_batch"] == {"value": 64, "source": "default"}
+
+
+def test_a_misspelt_or_invalid_environment_variable_is_an_error(repo: Path) -> None:
+    misspelt = scribe_cmd("check", cwd=repo, env={"SCRIBE_WORKRS": "2"})
+    assert misspelt.returncode == 2
+    assert "SCRIBE_WORKRS: unknown setting; did you mean SCRIBE_WORKERS?" in misspelt.stderr
+    invalid = scribe_cmd("config", cwd=repo, env={"SCRIBE_WORKERS": "many"})
+    assert invalid.returncode == 2
+    assert "environment: SCRIBE_WORKERS: Input should be a valid integer" in invalid.stderr
+    not_json = scribe_cmd("config", cwd=repo, env={"SCRIBE_IGNORE": "drafts/**"})
+    assert not_json.returncode == 2
+    assert "environment: SCRIBE_IGNORE: not valid JSON" in not_json.stderr
+    for result in (misspelt, invalid, not_json):
+        assert "Traceback" not in result.stderr
 
 
 def test_failing_rule_is_reported_and_others_still_apply(repo: Path) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,7 @@ from rich.text import Text
 
 from scribe import __version__, quarantine, records
 from scribe.breaker import Breakers
-from scribe.config import STATE_DIR, Settings, load_settings
+from scribe.config import STATE_DIR, Settings, load_layers, load_settings, settings_schema
 from scribe.engine import SCAN_KIND, Engine, Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
@@ -70,6 +71,12 @@ app = typer.Typer(
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 log = logging.getLogger("scribe")
+
+
+class SchemaOf(StrEnum):
+    RULES = "rules"
+    CONFIG = "config"
+
 
 RootOption = Annotated[
     Path | None,
@@ -577,9 +584,34 @@ def breakers(root: RootOption = None) -> None:
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the rules file (for editors)."""
-    out.print_json(json.dumps(rules_schema()))
+def schema(
+    which: Annotated[
+        SchemaOf, typer.Argument(help="The rules file or the settings file (scribe.yaml).")
+    ] = SchemaOf.RULES,
+) -> None:
+    """Print the JSON Schema of the rules file or of scribe.yaml (for editors)."""
+    out.print_json(json.dumps(rules_schema() if which is SchemaOf.RULES else settings_schema()))
+
+
+@app.command("config")
+def config_command(
+    root: RootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Print the effective settings and where each value came from."""
+    base = root.resolve() if root else find_root(Path.cwd())
+    loaded = load_layers(base)
+    values = loaded.settings.model_dump(mode="json")
+    if as_json:
+        report = {k: {"value": v, "source": str(loaded.sources[k])} for k, v in values.items()}
+        out.print_json(json.dumps(report))
+        return
+    table = Table("setting", "value", "from", box=None)
+    for key, value in values.items():
+        source = loaded.sources[key]
+        shown = json.dumps(value) if not isinstance(value, str) else value
+        table.add_row(key, shown, str(source) if source.kind != "default" else "[dim]default[/]")
+    out.print(table)
 
 
 @app.command("watch")

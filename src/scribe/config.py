@@ -1,11 +1,30 @@
-"""Settings: ``scribe.yaml`` at the repository root, then command-line flags."""
+"""Settings, in layers: defaults, ``scribe.yaml`` at the repository root,
+``SCRIBE_*`` environment variables, then command-line flags (each over the last).
+
+``load_settings`` also says where each value came from (``scribe config`` shows it),
+and every error names its place: the file's line and column, the variable, or the
+flag.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
@@ -14,10 +33,28 @@ from scribe.files import DEFAULT_MAX_FILE_BYTES
 
 CONFIG_FILE = "scribe.yaml"
 STATE_DIR = ".scribe"
+ENV_PREFIX = "SCRIBE_"
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Settings(BaseSettings):
+    """Scribe's settings.
+
+    ``load_layers`` stacks the sources itself, so that it knows where each value
+    came from; built directly, a ``Settings`` holds its defaults and what it is given.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
     rules: str = Field(".scribe/rules.yaml", description="rules file, relative to the root")
     quiet_ms: int = Field(
@@ -56,33 +93,137 @@ class Settings(BaseModel):
     )
 
 
-def load_settings(root: Path, **overrides: Any) -> Settings:
-    """Settings from ``root/scribe.yaml`` (if any) with non-None ``overrides`` on top."""
-    path = root / CONFIG_FILE
-    data: dict[str, Any] = {}
-    document: Any = None
-    if path.exists():
-        try:
-            document = YAML(typ="rt").load(path.read_text(encoding="utf-8-sig"))
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            raise ConfigError(
-                [Problem(CONFIG_FILE, line, col, "", f"invalid YAML: {exc.problem}")]
-            ) from None
-        data = dict(document or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        from scribe.rules.load import position, suggest
+def settings_schema() -> dict[str, Any]:
+    """JSON Schema of ``scribe.yaml``, from the model that validates it."""
+    schema = Settings.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Scribe settings file (scribe.yaml)"
+    schema["description"] = (
+        "Settings of a Scribe repository. Each key can also be set by the environment "
+        "variable SCRIBE_<KEY> (lists as JSON), and some by command-line flags."
+    )
+    return schema
 
-        problems = []
-        for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else ""
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = f"unknown setting {key!r}" + suggest(key, list(Settings.model_fields))
-            line, col = position(document, err["loc"], at_key=err["type"] == "extra_forbidden")
-            problems.append(Problem(CONFIG_FILE, line, col, key, message))
-        raise ConfigError(problems) from None
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value came from."""
+
+    kind: str  # "default", "file", "env" or "flag"
+    name: str = ""  # the file, variable or flag
+    line: int = 0  # in the file
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"{self.name}:{self.line}"
+        if self.kind == "env":
+            return f"environment {self.name}"
+        if self.kind == "flag":
+            return f"command line {self.name}"
+        return "default"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: Settings
+    sources: dict[str, Source]
+
+
+def load_settings(root: Path, **overrides: Any) -> Settings:
+    """Settings for the repository at ``root``; non-None ``overrides`` (the flags) win."""
+    return load_layers(root, **overrides).settings
+
+
+def load_layers(
+    root: Path, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Loaded:
+    """Settings with the source of every value (see the module docstring)."""
+    environ = os.environ if environ is None else environ
+    document = _read_file(root / CONFIG_FILE)
+    from_file = dict(document or {})
+    from_env = _read_environment(environ)
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    sources = {key: Source("default") for key in Settings.model_fields}
+    for key in from_file:
+        line = _line_of(document, key)
+        sources[key] = Source("file", CONFIG_FILE, line)
+    for key in from_env:
+        sources[key] = Source("env", ENV_PREFIX + key.upper())
+    for key in flags:
+        sources[key] = Source("flag", "--" + key.replace("_", "-"))
+    try:
+        # Only what the layers hold, validated once: every error is told by its source.
+        settings = Settings.model_validate({**from_file, **from_env, **flags})
+    except ValidationError as exc:
+        raise ConfigError([_problem(err, document, sources) for err in exc.errors()]) from None
+    return Loaded(settings, sources)
+
+
+def _read_file(path: Path) -> Any:
+    if not path.exists():
+        return None
+    try:
+        return YAML(typ="rt").load(path.read_text(encoding="utf-8-sig"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ConfigError(
+            [Problem(CONFIG_FILE, line, col, "", f"invalid YAML: {exc.problem}")]
+        ) from None
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``SCRIBE_*`` variables, decoded as pydantic-settings does (JSON for lists);
+    a variable naming no setting is an error, with the closest name."""
+    names = {ENV_PREFIX + key.upper(): key for key in Settings.model_fields}
+    problems = [
+        Problem(
+            "environment",
+            0,
+            0,
+            variable,
+            "unknown setting" + _closest(variable.upper(), list(names)),
+        )
+        for variable in environ
+        if variable.upper().startswith(ENV_PREFIX) and variable.upper() not in names
+    ]
+    if problems:
+        raise ConfigError(problems)
+    source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX)
+    source.env_vars = {k.lower(): v for k, v in environ.items()}
+    try:
+        return {k: v for k, v in source().items() if k in Settings.model_fields}
+    except SettingsError as exc:  # a list or mapping that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        variable = ENV_PREFIX + field[1].upper() if field else ""
+        message = 'not valid JSON; a list is written like \'["drafts/**", "*.tmp"]\''
+        raise ConfigError([Problem("environment", 0, 0, variable, message)]) from None
+
+
+def _closest(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]}?" if match else ""
+
+
+def _line_of(document: Any, key: str) -> int:
+    from scribe.rules.load import position
+
+    return position(document, (key,), at_key=True)[0]
+
+
+def _problem(err: Any, document: Any, sources: dict[str, Source]) -> Problem:
+    from scribe.rules.load import position, suggest
+
+    loc = tuple(err["loc"])
+    key = str(loc[0]) if loc else ""
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = f"unknown setting {key!r}" + suggest(key, list(Settings.model_fields))
+    source = sources.get(key, Source("file", CONFIG_FILE))
+    if source.kind == "env":
+        value = json.dumps(err.get("input"), default=str)
+        return Problem("environment", 0, 0, source.name, f"{message} (got {value})")
+    if source.kind == "flag":
+        return Problem("command line", 0, 0, source.name, message)
+    line, col = position(document, loc, at_key=err["type"] == "extra_forbidden")
+    return Problem(CONFIG_FILE, line, col, key, message)
