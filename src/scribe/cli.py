@@ -31,7 +31,7 @@ from scribe import __version__, quarantine, records
 from scribe.breaker import Breakers
 from scribe.config import STATE_DIR, Settings, load_layers, load_settings, settings_schema
 from scribe.engine import SCAN_KIND, Engine, Outcome, Status
-from scribe.errors import ScribeError
+from scribe.errors import ContentChanged, FileBusy, ScribeError
 from scribe.events import Event
 from scribe.journal.commands import register as register_journal_commands
 from scribe.journal.entry import (
@@ -40,6 +40,7 @@ from scribe.journal.entry import (
     BREAKER_OPENED,
     ENGINE_STARTED,
     ENGINE_STOPPED,
+    FILE_WRITTEN,
     RULES_LOADED,
     JournalUnavailable,
     NewEntry,
@@ -50,7 +51,7 @@ from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.plan import Plan
 from scribe.recovery import catch_up, finish_open_work
-from scribe.rules.load import load_rules
+from scribe.rules.load import load_rules, parse_rules
 from scribe.rules.match import CompiledRule
 from scribe.rules.model import rules_schema
 from scribe.scheduler import Scheduler
@@ -379,8 +380,13 @@ def check(
     raise typer.Exit(1 if planned or failures else 0)
 
 
-@app.command("rules")
+rules_app = typer.Typer(help="List, validate, enable and disable the rules.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.callback(invoke_without_command=True)
 def rules_command(
+    ctx: typer.Context,
     root: RootOption = None,
     rules: RulesOption = None,
     explain: Annotated[
@@ -391,6 +397,8 @@ def rules_command(
     ] = None,
 ) -> None:
     """List and validate the rules."""
+    if ctx.invoked_subcommand is not None:
+        return
     base, settings, compiled = _setup(root, rules, [explain] if explain else None)
     if explain is not None:
         _explain(base, settings, compiled, explain)
@@ -410,11 +418,81 @@ def rules_command(
     out.print(table)
 
 
+RuleId = Annotated[str, typer.Argument(help="The rule's id.")]
+
+
+@rules_app.command("disable")
+def rules_disable(rule_id: RuleId, root: RootOption = None, rules: RulesOption = None) -> None:
+    """Set a rule's `enabled: false` in the rules file (nothing else in it changes)."""
+    _set_enabled(rule_id, False, root, rules)
+
+
+@rules_app.command("enable")
+def rules_enable(rule_id: RuleId, root: RootOption = None, rules: RulesOption = None) -> None:
+    """Set a rule's `enabled: true` in the rules file (nothing else in it changes)."""
+    _set_enabled(rule_id, True, root, rules)
+
+
+def _set_enabled(rule_id: str, enabled: bool, root: Path | None, rules: Path | None) -> None:
+    """Edit the rules file, journal first like any write Scribe makes for someone."""
+    from scribe.files import read_text, sha256, write_cas
+    from scribe.rules.edit import diff, set_enabled
+
+    base = root.resolve() if root else find_root(Path.cwd())
+    settings = load_settings(base)
+    path = rules.resolve() if rules else base / settings.rules
+    display = _display(path, base)
+    try:
+        file = read_text(path.parent.resolve(), path.name)
+    except FileNotFoundError:
+        raise ScribeError(f"{display} does not exist (scribe init writes one)") from None
+    word = "enabled" if enabled else "disabled"
+    text = set_enabled(file.text, rule_id, enabled)
+    if text == file.text:
+        err.print(f"rule {rule_id} is already {word}")
+        return
+    parse_rules(text, display)  # the edit must leave a valid file, or none is made
+    data = file.encode(text)
+    journal = _open_journal(base, settings)
+    intent = None
+    if journal is not None:
+        if Path(display).is_absolute():
+            journal.close()
+            raise ScribeError(f"{display} is outside the repository; edit it by hand")
+        entry = NewEntry(
+            FILE_WRITTEN,
+            records.USER,
+            path=display,
+            before_hash=file.sha256,
+            after_hash=sha256(data),
+            diff=diff(display, file.text, text),
+            message=f"rule {rule_id} {word} (scribe rules {'enable' if enabled else 'disable'})",
+            payload={"rule": rule_id, "enabled": enabled, "pid": os.getpid()},
+        )
+        intent = journal.append([entry])[-1].seq
+
+    def close(status: str) -> None:
+        if journal is not None and intent is not None:
+            journal.append([records.done(intent, display, status, written=status == "written")])
+            journal.close()
+
+    try:
+        write_cas(file, data)
+    except (ContentChanged, FileBusy):
+        close("conflict")
+        raise ScribeError(f"{display} changed while it was being edited; try again") from None
+    close("written")
+    out.print(f"rule {rule_id} {word} in {display}")
+
+
 def _explain(base: Path, settings: Settings, compiled: list[CompiledRule], target: Path) -> None:
     from scribe.actions import FileContext
     from scribe.files import read_text
 
-    rel = _targets(base, [target], Ignore(base))[0] if target.exists() else target.as_posix()
+    found = _targets(base, [target], Ignore(base)) if target.exists() else [target.as_posix()]
+    if not found:
+        raise ScribeError(f"{target} is ignored: Scribe never applies rules to it")
+    rel = found[0]
     engine = _engine(base, settings, compiled, dry_run=True)
     kind = engine.scan_event(rel).kind
     out.print(f"{rel} (as a {kind.value!r} event):")
