@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
@@ -50,6 +50,7 @@ from scribe.journal.mirrors import Mirrors
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.plan import Plan
+from scribe.progress import progress_bar
 from scribe.recovery import catch_up, finish_open_work
 from scribe.rules.load import load_rules, parse_rules
 from scribe.rules.match import CompiledRule
@@ -235,15 +236,7 @@ def _targets(root: Path, paths: list[Path] | None, ignore: Ignore) -> list[str]:
 
 
 def _progress(total: int) -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=total < 200 or not err.is_terminal,
-    )
+    return progress_bar(err, hidden=total < 200)
 
 
 def _apply_once(
@@ -435,8 +428,10 @@ def rules_enable(rule_id: RuleId, root: RootOption = None, rules: RulesOption = 
 
 def _set_enabled(rule_id: str, enabled: bool, root: Path | None, rules: Path | None) -> None:
     """Edit the rules file, journal first like any write Scribe makes for someone."""
-    from scribe.files import read_text, sha256, write_cas
-    from scribe.rules.edit import diff, set_enabled
+    from scribe.files import read_text, sha256
+    from scribe.plan import unified_diff
+    from scribe.rules.edit import set_enabled
+    from scribe.undo import write_journaled
 
     base = root.resolve() if root else find_root(Path.cwd())
     settings = load_settings(base)
@@ -452,36 +447,28 @@ def _set_enabled(rule_id: str, enabled: bool, root: Path | None, rules: Path | N
         err.print(f"rule {rule_id} is already {word}")
         return
     parse_rules(text, display)  # the edit must leave a valid file, or none is made
-    data = file.encode(text)
     journal = _open_journal(base, settings)
-    intent = None
-    if journal is not None:
-        if Path(display).is_absolute():
-            journal.close()
-            raise ScribeError(f"{display} is outside the repository; edit it by hand")
-        entry = NewEntry(
-            FILE_WRITTEN,
-            records.USER,
-            path=display,
-            before_hash=file.sha256,
-            after_hash=sha256(data),
-            diff=diff(display, file.text, text),
-            message=f"rule {rule_id} {word} (scribe rules {'enable' if enabled else 'disable'})",
-            payload={"rule": rule_id, "enabled": enabled, "pid": os.getpid()},
-        )
-        intent = journal.append([entry])[-1].seq
-
-    def close(status: str) -> None:
-        if journal is not None and intent is not None:
-            journal.append([records.done(intent, display, status, written=status == "written")])
-            journal.close()
-
+    if journal is not None and Path(display).is_absolute():
+        journal.close()
+        raise ScribeError(f"{display} is outside the repository; edit it by hand")
+    data = file.encode(text)
+    intent = NewEntry(
+        FILE_WRITTEN,
+        records.USER,
+        path=display,
+        before_hash=file.sha256,
+        after_hash=sha256(data),
+        diff=unified_diff(display, file.text, text),
+        message=f"rule {rule_id} {word} (scribe rules {'enable' if enabled else 'disable'})",
+        payload={"rule": rule_id, "enabled": enabled, "pid": os.getpid()},
+    )
     try:
-        write_cas(file, data)
+        write_journaled(file, data, intent, journal)
     except (ContentChanged, FileBusy):
-        close("conflict")
         raise ScribeError(f"{display} changed while it was being edited; try again") from None
-    close("written")
+    finally:
+        if journal is not None:
+            journal.close()
     out.print(f"rule {rule_id} {word} in {display}")
 
 

@@ -42,14 +42,19 @@ class Plan:
 
     def diff(self) -> str:
         """Unified diff from the planned-from text to the new text."""
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                fromfile=f"a/{self.path}",
-                tofile=f"b/{self.path}",
-            )
+        return unified_diff(self.path, self.old_text, self.new_text)
+
+
+def unified_diff(path: str, old: str, new: str) -> str:
+    """The unified diff (``a/PATH`` to ``b/PATH``) the journal and ``scribe plan`` show."""
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
         )
+    )
 
 
 _MAX_REPLANS = 3

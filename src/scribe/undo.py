@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from scribe import records
-from scribe.errors import ContentChanged, ScribeError
+from scribe.errors import ContentChanged, FileBusy, ScribeError
 from scribe.files import TextFile, sha256, write_cas
 from scribe.journal.entry import FILE_REVERTED, FILE_WRITTEN, Entry, NewEntry
 from scribe.journal.writer import JournalWriter
@@ -84,13 +84,35 @@ def undo(file: TextFile, entry: Entry, journal: JournalWriter, actor: str) -> En
         payload={"reverts": entry.seq},
         ref=entry.seq,
     )
-    sealed = journal.append([revert])[-1]
+    try:
+        sealed = write_journaled(file, data, revert, journal)
+    except ContentChanged:
+        raise UndoError(f"{entry.path} changed while reverting; left as it was") from None
+    assert sealed is not None  # there is a journal
+    return sealed
+
+
+def write_journaled(
+    file: TextFile, data: bytes, intent: NewEntry, journal: JournalWriter | None
+) -> Entry | None:
+    """A write made for someone (not by a rule): ``intent`` is committed before the
+    compare-and-swap, and closed with how it ended. Returns the sealed intent (None
+    without a journal); raises what ``write_cas`` raises, once the intent is closed."""
+    sealed = journal.append([intent])[-1] if journal is not None else None
+
+    def close(status: str, **extra: object) -> None:
+        if journal is not None and sealed is not None:
+            journal.append([records.done(sealed.seq, intent.path, status, **extra)])
+
     try:
         write_cas(file, data)
     except ContentChanged:
-        journal.append([records.done(sealed.seq, entry.path, "conflict", written=False)])
-        raise UndoError(f"{entry.path} changed while reverting; left as it was") from None
-    journal.append([records.done(sealed.seq, entry.path, "written")])
+        close("conflict", written=False)
+        raise
+    except FileBusy:
+        close("busy", written=False)
+        raise
+    close("written")
     return sealed
 
 

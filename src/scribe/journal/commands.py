@@ -20,12 +20,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 
 from scribe.journal.entry import Entry, JournalError, Query, emoji
 from scribe.journal.mirrors import LOG_DIR, export, markdown_line
 from scribe.journal.sqlite import JOURNAL_DB, SqliteJournal
+from scribe.progress import progress_bar
 
 #: How often ``scribe log -f`` looks for new entries.
 FOLLOW_INTERVAL = 0.2
@@ -89,18 +89,6 @@ def _journal(root: Path | None) -> Iterator[tuple[Path, SqliteJournal]]:
         raise typer.Exit(1) from None
     with store:
         yield base, store
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
 
 
 def _print_entries(entries: list[Entry], as_json: bool) -> None:
@@ -231,7 +219,7 @@ def show(
 
 def verify(root: RootOption = None) -> None:
     """Recompute the hash chain; exit 1 and name the first broken entry if it is broken."""
-    with _journal(root) as (_, store), _progress() as progress:
+    with _journal(root) as (_, store), progress_bar(err) as progress:
         task = progress.add_task("verifying", total=None)
         report = store.verify(
             lambda done, total: progress.update(task, completed=done, total=total)
@@ -252,7 +240,7 @@ def export_command(
     root: RootOption = None,
 ) -> None:
     """Rebuild the daily JSONL and Markdown mirrors from the journal."""
-    with _journal(root) as (base, store), _progress() as progress:
+    with _journal(root) as (base, store), progress_bar(err) as progress:
         task = progress.add_task("exporting", total=None)
         done = export(
             store,

@@ -3,7 +3,6 @@ byte for byte, comments included."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from scribe.errors import ScribeError
+from scribe.rules.load import suggest
 
 _SCALAR = re.compile(r"[^\s#,}\]]+")
 
@@ -43,17 +43,6 @@ def set_enabled(text: str, rule_id: str, enabled: bool) -> str:
     return "".join(lines)
 
 
-def diff(path: str, old: str, new: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"a/{path}",
-            tofile=f"b/{path}",
-        )
-    )
-
-
 def _find(text: str, rule_id: str) -> Any:
     try:
         document = YAML(typ="rt").load(text)
@@ -70,6 +59,4 @@ def _find(text: str, rule_id: str) -> Any:
                     )
                 return rule
             ids.append(str(rule["id"]))
-    close = difflib.get_close_matches(rule_id, ids, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise RuleEditError(f"no rule with id {rule_id!r}{hint}")
+    raise RuleEditError(f"no rule with id {rule_id!r}{suggest(rule_id, ids)}")
