@@ -1,0 +1,1 @@
+"""Operations: metrics, traces, structured logs and the endpoints that serve them."""
