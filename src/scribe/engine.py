@@ -37,6 +37,7 @@ from scribe.files import (
 from scribe.frontmatter import mask
 from scribe.journal.entry import JournalUnavailable, NewEntry
 from scribe.journal.writer import JournalWriter
+from scribe.observe import tracing
 from scribe.plan import Failure, Plan, plan_file
 from scribe.quarantine import Held, release, released
 from scribe.rules.match import CompiledRule
@@ -139,6 +140,10 @@ class Engine:
         directory is synced once after its files are swapped in, before any of them
         is reported done. A file that changes under its write is re-planned alone.
         """
+        with tracing.events(events):
+            return self._handle_many(events)
+
+    def _handle_many(self, events: Sequence[Event]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         todo: list[tuple[int, Event]] = []
         for index, event in enumerate(events):
@@ -147,6 +152,7 @@ class Engine:
                 todo.append((index, event))
             else:
                 outcomes[index] = early
+                tracing.settle(event, early.status)
         for _ in range(MAX_ATTEMPTS):
             writes: list[tuple[int, _Write]] = []
             for index, event in todo:
@@ -155,6 +161,7 @@ class Engine:
                     writes.append((index, prepared))
                 else:
                     outcomes[index] = prepared
+                    tracing.settle(event, prepared.status)
             todo = []
             written = self._write([write for _, write in writes])
             for (index, _), outcome in zip(writes, written, strict=True):
@@ -162,6 +169,7 @@ class Engine:
                     todo.append((index, events[index]))  # (with a new now() if it had none)
                 else:
                     outcomes[index] = outcome
+                    tracing.settle(events[index], outcome.status, outcome.reason)
             if not todo:
                 break
         for index, event in todo:
@@ -170,6 +178,7 @@ class Engine:
                 Status.CONFLICT,
                 reason=f"changed during each of {MAX_ATTEMPTS} write attempts",
             )
+            tracing.settle(event, Status.CONFLICT)
         return [outcomes[index] for index in range(len(events))]
 
     @staticmethod
@@ -218,21 +227,25 @@ class Engine:
             return Outcome(file.rel, Status.ECHO)
         masked = self._masked(file.text)
         may_restamp = (seen.masked != masked) if seen is not None else live
-        candidates = [r.id for r in self.rules if r.wants(event.kind, file.rel).matched]
-        held, probes = self.breakers.blocked(candidates)
-        plan = plan_file(
-            file.rel,
-            file.text,
-            file.sha256,
-            self.rules,
-            kind=event.kind,
-            time=now,
-            size=len(file.raw),
-            may_restamp=may_restamp,
-            regex_timeout=self.regex_timeout,
-            skip=self._quarantined(file) | held,
-        )
-        news = self._note_failures(file, plan.failures)
+        with tracing.step(event, "scribe.match") as span:
+            candidates = [r.id for r in self.rules if r.wants(event.kind, file.rel).matched]
+            span.set_attribute("scribe.rules.matched", candidates)
+            held, probes = self.breakers.blocked(candidates)
+        with tracing.step(event, "scribe.plan") as span:
+            plan = plan_file(
+                file.rel,
+                file.text,
+                file.sha256,
+                self.rules,
+                kind=event.kind,
+                time=now,
+                size=len(file.raw),
+                may_restamp=may_restamp,
+                regex_timeout=self.regex_timeout,
+                skip=self._quarantined(file) | held,
+            )
+            tracing.planned(span, plan, self.rules)
+            news = self._note_failures(file, plan.failures)
         failed = {f.rule for f in plan.failures}
         moved = probes + self.breakers.record(
             [r for r in plan.matched if r not in failed],
@@ -280,20 +293,23 @@ class Engine:
             for w in batch:
                 entries += [*w.history, records.written(w.plan, sha256(w.data), w.event)]
             try:
-                sealed = self.journal.append(entries)
+                with tracing.shared_step((w.event for w in batch), "scribe.journal") as spans:
+                    sealed = self.journal.append(entries)
+                    ends = accumulate(len(w.history) + 1 for w in batch)
+                    intents = [sealed[end - 1].seq for end in ends]
+                    tracing.journaled(spans, len(entries), intents)
             except JournalUnavailable as exc:
                 return [
                     Outcome(w.file.rel, Status.FAILED, w.plan, f"not written: {exc}") for w in batch
                 ]
-            ends = accumulate(len(w.history) + 1 for w in batch)
-            intents = [sealed[end - 1].seq for end in ends]
         results: list[Outcome | None] = []
         placed: dict[int, os.stat_result] = {}
         closing: list[NewEntry] = []
         for at, (w, intent) in enumerate(zip(batch, intents, strict=True)):
             rel = w.file.rel
             try:
-                placed[at] = write_cas(w.file, w.data, sync_dir=False)
+                with tracing.apply(w.event):
+                    placed[at] = write_cas(w.file, w.data, sync_dir=False)
             except ContentChanged:
                 log.info("%s changed while planning; re-planning", rel)
                 closing += self._closing(intent, rel, "conflict", written=False)
