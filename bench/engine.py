@@ -341,14 +341,14 @@ def running(argv: list[str]) -> Iterator[Watcher]:
 
 
 LOG_NEEDLES = {
-    "rewrote": "rewrote ",
+    "rewrote": '"event": "rewrote"',  # Scribe's JSON log lines
     "re_planned": "changed while planning",
     "not_written": "not written",
     "rule_failed": "failed on",
     "worker_failed": "failed to process",
     "overflowed": "overflowed",
-    "errors": " ERROR ",
-    "warnings": " WARNING ",
+    "errors": '"level": "error"',
+    "warnings": '"level": "warning"',
     "tracebacks": "Traceback",
 }
 

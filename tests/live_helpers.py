@@ -7,6 +7,7 @@ Kept out of ``conftest.py`` (owned elsewhere); import what you need from here.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from scribe.events import EventKind, merge_kinds
 from scribe.watch import Change, Ignore, watch
@@ -162,9 +164,21 @@ class ScribeProcess:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def records(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log lines so far (``event`` set: only those), other output left out."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and (event is None or record.get("event") == event):
+                found.append(record)
+        return found
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         if not wait_until(
-            lambda: "watching " in self.log() or self.proc.poll() is not None, timeout
+            lambda: bool(self.records("watching")) or self.proc.poll() is not None, timeout
         ):
             raise AssertionError(f"scribe watch not ready after {timeout} s:\n{self.log()}")
         if self.proc.poll() is not None:
@@ -172,7 +186,7 @@ class ScribeProcess:
 
     def rewrites(self, rel: str) -> int:
         """How many times Scribe says it rewrote ``rel``."""
-        return self.log().count(f" rewrote {rel} (")
+        return sum(record.get("path") == rel for record in self.records("rewrote"))
 
     def terminate(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, then wait; the exit code, or None if it did not exit in time."""

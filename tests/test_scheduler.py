@@ -437,3 +437,68 @@ def test_event_ids_differ_in_a_forked_child() -> None:
     os.waitpid(pid, 0)
     os.close(read_end)
     assert child_id != Event(EventKind.MODIFIED, "a.md").id
+
+
+# -- back-pressure -------------------------------------------------------------
+
+
+def test_the_queue_holds_one_entry_per_path_however_many_changes_arrive(make: Make) -> None:
+    handle = Recording()
+    scheduler = make(handle, workers=1, open_writer_grace=0.2)
+    for _ in range(50):  # closed saves and a writer still at work, over and over
+        for i in range(100):
+            scheduler.submit(Change(MODIFIED, f"n{i}.md", closed=True))
+            scheduler.submit(Change(MODIFIED, f"n{i}.md"))
+    # Nothing has been handled yet: every structure is bounded by the 100 paths.
+    assert scheduler.depth == 100
+    assert len(scheduler._ready) + len(scheduler._timers) <= 100
+    assert scheduler.coalesced == 50 * 200 - 100
+    scheduler.start()
+    assert scheduler.wait_idle(10)
+    assert sorted(e.path for e in handle.events()) == sorted(f"n{i}.md" for i in range(100))
+
+
+def test_past_the_high_water_mark_it_reports_saturation_and_drops_nothing(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="scribe")
+    handle = Recording()
+    scheduler = make(handle, workers=2, high_water=100)
+    for i in range(300):
+        scheduler.submit(Change(MODIFIED, f"n{i}.md", closed=True))
+        scheduler.submit(Change(MODIFIED, f"n{i}.md", closed=True))  # coalesced
+    assert scheduler.saturated
+    assert "over the high-water mark of 100" in caplog.text
+    scheduler.start()
+    assert scheduler.wait_idle(10)
+    assert not scheduler.saturated
+    assert "queue back under the high-water mark" in caplog.text
+    assert len(handle.events()) == 300  # one call per path: coalesced, never dropped
+
+
+def test_stop_leaves_pending_work_after_the_drain_but_finishes_what_is_in_flight(
+    make: Make,
+) -> None:
+    handle = Recording(block="n0.md")
+    scheduler = make(handle, workers=1, max_batch=1)
+    scheduler.start()
+    scheduler.submit(Change(MODIFIED, "n0.md", closed=True))
+    assert handle.entered.wait(5)  # n0 is in flight and stays there until released
+    for i in range(1, 200):
+        scheduler.submit(Change(MODIFIED, f"n{i}.md", closed=True))
+    threading.Timer(0.3, handle.release.set).start()
+    left = scheduler.stop(drain=0.0, timeout=5)
+    assert [e.path for e in handle.events()] == ["n0.md"]  # in flight: completed
+    assert sorted(left) == sorted(f"n{i}.md" for i in range(1, 200))  # for the next start
+    assert set(left.values()) == {MODIFIED}
+
+
+def test_the_quiet_window_and_batch_limit_change_while_running(make: Make) -> None:
+    handle = Recording()
+    scheduler = make(handle, workers=1, quiet=30.0, closes_known=False, max_batch=64)
+    scheduler.start()
+    scheduler.configure(quiet=0.01, max_batch=2)
+    for i in range(10):
+        scheduler.submit(Change(MODIFIED, f"n{i}.md"))  # no close: waits the quiet window
+    assert scheduler.wait_idle(5)  # not 30 s: the new window applies
+    assert max(handle.batches) <= 2

@@ -9,10 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -22,46 +19,43 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
 from scribe import __version__, quarantine, records
-from scribe.breaker import Breakers
 from scribe.config import STATE_DIR, Settings, load_layers, load_settings, settings_schema
-from scribe.engine import SCAN_KIND, Engine, Outcome, Status
+from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ContentChanged, FileBusy, ScribeError
-from scribe.events import Event
 from scribe.journal.commands import register as register_journal_commands
 from scribe.journal.entry import (
     BREAKER_CLOSED,
     BREAKER_HALF_OPEN,
     BREAKER_OPENED,
     ENGINE_STARTED,
-    ENGINE_STOPPED,
     FILE_WRITTEN,
-    RULES_LOADED,
-    JournalUnavailable,
     NewEntry,
     Query,
 )
-from scribe.journal.mirrors import Mirrors
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
+from scribe.observe import tracing
 from scribe.plan import Plan
 from scribe.progress import progress_bar
-from scribe.recovery import catch_up, finish_open_work
+from scribe.recovery import finish_open_work
 from scribe.rules.load import load_rules, parse_rules
 from scribe.rules.match import CompiledRule
 from scribe.rules.model import rules_schema
-from scribe.scheduler import Scheduler
-from scribe.state import State
-from scribe.watch import POLL_INTERVAL, Change, Ignore, scan, watch
-
-#: A polled file is ready once it has looked unchanged for this long: a change is
-#: seen up to one interval late, and a writer's next change one more interval on.
-POLL_QUIET = 2.5 * POLL_INTERVAL
+from scribe.startup import (
+    build_engine,
+    ignore_for,
+    open_journal,
+    required_journal,
+    restore_quarantine,
+    start_journal,
+    stop_journal,
+)
+from scribe.watch import Ignore, scan
 
 app = typer.Typer(
     name="scribe",
@@ -121,98 +115,6 @@ def _display(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _configure_logging(level: str) -> None:
-    handler: logging.Handler = RichHandler(
-        console=err, show_path=False, markup=False, rich_tracebacks=False
-    )
-    if not err.is_terminal:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-
-
-def _engine(
-    root: Path,
-    settings: Settings,
-    rules: list[CompiledRule],
-    *,
-    dry_run: bool,
-    journal: JournalWriter | None = None,
-) -> Engine:
-    state = State(None if dry_run else root / STATE_DIR / "state.db")
-    return Engine(
-        root,
-        rules,
-        state=state,
-        dry_run=dry_run,
-        max_file_bytes=settings.max_file_bytes,
-        regex_timeout=settings.regex_timeout,
-        journal=journal,
-        breakers=Breakers(settings.breaker_failures),
-    )
-
-
-def _open_journal(root: Path, settings: Settings) -> JournalWriter | None:
-    """The journal at ``.scribe/journal.db`` behind its group-commit writer."""
-    if not settings.journal:
-        return None
-    return JournalWriter(SqliteJournal.for_root(root), Mirrors(root))
-
-
-def _required_journal(root: Path, settings: Settings) -> JournalWriter:
-    """The journal, for commands that make no sense without it."""
-    journal = _open_journal(root, settings)
-    if journal is None:
-        raise ScribeError("the journal is turned off (journal: false in scribe.yaml)")
-    return journal
-
-
-def _start_journal(writer: JournalWriter, rules: list[CompiledRule], command: str) -> None:
-    """Journal the start and the rules in force (ids added and removed since last time)."""
-    ids = [rule.id for rule in rules]
-    previous = writer.store.query(Query(kinds=[RULES_LOADED], newest_first=True, limit=1))
-    before = list(previous[0].payload.get("ids", [])) if previous else []
-    try:
-        writer.append(
-            [
-                NewEntry(
-                    ENGINE_STARTED,
-                    records.SCRIBE,
-                    message=f"scribe {__version__} {command} started (pid {os.getpid()})",
-                    payload={"version": __version__, "command": command, "pid": os.getpid()},
-                ),
-                NewEntry(
-                    RULES_LOADED,
-                    records.SCRIBE,
-                    message=f"{len(ids)} rule(s) loaded",
-                    payload={
-                        "ids": ids,
-                        "added": [i for i in ids if i not in before],
-                        "removed": [i for i in before if i not in ids],
-                    },
-                ),
-            ]
-        )
-    except JournalUnavailable as exc:
-        log.error("%s; no file will be written until it can be", exc)
-
-
-def _restore_quarantine(engine: Engine, journal: JournalWriter) -> None:
-    releases = engine.restore_quarantine(quarantine.held(journal.store))
-    journal.submit(releases)
-
-
-def _stop_journal(writer: JournalWriter, command: str) -> None:
-    try:
-        writer.append(
-            [NewEntry(ENGINE_STOPPED, records.SCRIBE, message=f"scribe {command} stopped")]
-        )
-    except JournalUnavailable as exc:
-        log.error("could not journal the stop: %s", exc)
-    finally:
-        writer.close()
 
 
 def _targets(root: Path, paths: list[Path] | None, ignore: Ignore) -> list[str]:
@@ -299,15 +201,16 @@ def init(root: Annotated[Path, typer.Argument(help="Repository root.")] = Path("
 def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Apply the rules once to PATHS (default: every file) and write the results."""
     base, settings, compiled = _setup(root, rules, paths)
-    journal = _open_journal(base, settings)
+    tracing.configure("engine")  # on only when OTEL_* variables ask; flushed at exit
+    journal = open_journal(base, settings)
     if journal is not None:
-        _start_journal(journal, compiled, "run")
+        start_journal(journal, compiled, "run")
         closing, _ = finish_open_work(journal.store, base)  # this run redoes every file anyway
         journal.append(closing)
-    engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
+    engine = build_engine(base, settings, compiled, dry_run=False, journal=journal)
     if journal is not None:
-        _restore_quarantine(engine, journal)
-    targets = _targets(base, paths, _ignore(base, settings))
+        restore_quarantine(engine, journal)
+    targets = _targets(base, paths, ignore_for(base, settings))
     try:
         outcomes = list(
             _apply_once(
@@ -321,7 +224,7 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
     finally:
         engine.state.close()
         if journal is not None:
-            _stop_journal(journal, "run")
+            stop_journal(journal, "run")
     for outcome in outcomes:
         if outcome.status is Status.WRITTEN and outcome.plan:
             out.print(f"rewrote {outcome.path} [dim]({', '.join(outcome.plan.rules)})[/]")
@@ -336,8 +239,9 @@ def _dry_run(
 ) -> tuple[list[tuple[str, Plan]], int]:
     """Plan every target without writing: the changes, and how many failures."""
     base, settings, compiled = _setup(root, rules, paths)
-    engine = _engine(base, settings, compiled, dry_run=True)
-    targets = _targets(base, paths, _ignore(base, settings))
+    tracing.configure("engine")
+    engine = build_engine(base, settings, compiled, dry_run=True)
+    targets = _targets(base, paths, ignore_for(base, settings))
     outcomes = list(
         _apply_once(engine, targets, label, workers=settings.workers, max_batch=settings.max_batch)
     )
@@ -447,7 +351,7 @@ def _set_enabled(rule_id: str, enabled: bool, root: Path | None, rules: Path | N
         err.print(f"rule {rule_id} is already {word}")
         return
     parse_rules(text, display)  # the edit must leave a valid file, or none is made
-    journal = _open_journal(base, settings)
+    journal = open_journal(base, settings)
     if journal is not None and Path(display).is_absolute():
         journal.close()
         raise ScribeError(f"{display} is outside the repository; edit it by hand")
@@ -480,7 +384,7 @@ def _explain(base: Path, settings: Settings, compiled: list[CompiledRule], targe
     if not found:
         raise ScribeError(f"{target} is ignored: Scribe never applies rules to it")
     rel = found[0]
-    engine = _engine(base, settings, compiled, dry_run=True)
+    engine = build_engine(base, settings, compiled, dry_run=True)
     kind = engine.scan_event(rel).kind
     out.print(f"{rel} (as a {kind.value!r} event):")
     file = read_text(base, rel, max_bytes=settings.max_file_bytes)
@@ -520,7 +424,7 @@ def undo_command(
 
     base = root.resolve() if root else find_root(Path.cwd())
     settings = load_settings(base)
-    journal = _required_journal(base, settings)
+    journal = required_journal(base, settings)
     try:
         entry = journal.store.get(seq)
         if entry is None:
@@ -548,7 +452,7 @@ def _held(
 ) -> tuple[Path, Settings, JournalWriter, list[quarantine.Held]]:
     base = root.resolve() if root else find_root(paths[0] if paths else Path.cwd())
     settings = load_settings(base)
-    journal = _required_journal(base, settings)
+    journal = required_journal(base, settings)
     wanted = {_display(p.resolve() if p.exists() else base / p, base) for p in paths or []}
     items = [
         item
@@ -597,7 +501,7 @@ def quarantine_retry(
     try:
         journal.append([quarantine.release(i, "retry asked for", records.USER) for i in items])
         compiled = load_rules(base / settings.rules, display=settings.rules)
-        engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
+        engine = build_engine(base, settings, compiled, dry_run=False, journal=journal)
         files = list(dict.fromkeys(item.path for item in items))
         outcomes = list(
             _apply_once(
@@ -695,141 +599,58 @@ def watch_command(
     quiet_ms: Annotated[
         int | None, typer.Option("--quiet-ms", help="Quiet window where closes are not reported.")
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT for /metrics, /healthz, /readyz and /status (default "
+            "127.0.0.1:9469), or off.",
+        ),
+    ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "info",
+        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Also append JSON log lines to this file.")
+    ] = None,
 ) -> None:
     """Watch the repository and apply the rules on every save until stopped."""
-    _configure_logging(log_level)
-    base, settings, compiled = _setup(
-        root, rules, [root] if root else None, poll=poll, quiet_ms=quiet_ms
+    from scribe.daemon import WatchService
+    from scribe.observe import logs
+
+    flags: dict[str, object] = {
+        "poll": poll,
+        "quiet_ms": quiet_ms,
+        "listen": listen,
+        "log_level": log_level.lower() if log_level else None,
+        "log_file": str(log_file) if log_file else None,
+    }
+    logs.configure(log_level or "info")  # until the settings are known, for their errors
+    base, settings, compiled = _setup(root, rules, [root] if root else None, **flags)
+    log_path = Path(settings.log_file) if settings.log_file else None
+    logs.configure(settings.log_level, log_file=base / log_path if log_path is not None else None)
+    tracing.configure("engine")
+    rules_path = rules.resolve() if rules else base / settings.rules
+    service = WatchService(
+        base,
+        settings,
+        compiled,
+        rules_file=rules_path,
+        rules_display=_display(rules_path, base),
+        rules_fixed=rules is not None,
+        flags=flags,
+        listen_given=listen is not None or _given(base, "listen"),
+        console=err,
     )
-    journal = _open_journal(base, settings)
-    previous = journal.store.head() if journal else None  # catch-up starts from its time
-    if journal is not None:
-        _start_journal(journal, compiled, "watch")
-    engine = _engine(base, settings, compiled, dry_run=False, journal=journal)
-    if journal is not None:
-        _restore_quarantine(engine, journal)
-    ignore = _ignore(base, settings)
-    closes_known = sys.platform.startswith("linux") and not settings.poll
-
-    def handle(events: list[Event]) -> None:
-        started = time.perf_counter()
-        outcomes = engine.handle_many(events)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        for outcome in outcomes:
-            if outcome.status is Status.BUSY:  # its writer's close will bring it back
-                log.debug("%s is open for writing; waiting for its close", outcome.path)
-                continue
-            _report_problems([outcome])
-            if outcome.status is Status.WRITTEN and outcome.plan:
-                log.info(
-                    "rewrote %s (%s) in %.1f ms%s",
-                    outcome.path,
-                    ", ".join(outcome.plan.rules),
-                    elapsed_ms,
-                    f" (one of {len(events)})" if len(events) > 1 else "",
-                )
-
-    quiet = settings.quiet_ms / 1000
-    scheduler = Scheduler(
-        handle,
-        quiet=quiet,
-        closes_known=closes_known,
-        workers=settings.workers,
-        max_batch=settings.max_batch,
-    )
-    stop, ready = threading.Event(), threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            log.warning("second signal: exiting now")
-            raise SystemExit(130)
-        log.info("stopping (%s): finishing in-flight work", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    scheduler.start()
-    watcher = threading.Thread(
-        target=watch,
-        args=(base, ignore, scheduler.submit, stop),
-        kwargs={
-            "poll": settings.poll,
-            "ready": ready,
-            "on_rescan": lambda: log.warning("event queue overflowed; rescanned"),
-            "on_polling": lambda: scheduler.expect_no_closes(max(quiet, POLL_QUIET)),
-        },
-        name="scribe-watcher",
-        daemon=True,
-    )
-    watcher.start()
-    while not ready.wait(0.1):
-        if not watcher.is_alive():
-            raise ScribeError("the watcher failed to start")
-    log.info(
-        "watching %s with %d rule(s)%s", base, len(compiled), " (polling)" if settings.poll else ""
-    )
-    if journal is not None:
-        _recover(base, ignore, engine, journal, scheduler, previous.ts if previous else None)
-    if scan_first:
-        _initial_scan(base, ignore, engine, scheduler, stop)
-    while not stop.wait(0.5):
-        pass
-    scheduler.stop(timeout=5.0)
-    watcher.join(timeout=2.0)
-    engine.state.close()
-    if journal is not None:
-        _stop_journal(journal, "watch")
-    log.info("stopped")
-
-
-def _recover(
-    base: Path,
-    ignore: Ignore,
-    engine: Engine,
-    journal: JournalWriter,
-    scheduler: Scheduler,
-    last_seen: str | None,
-) -> None:
-    """Finish interrupted writes, then hand the scheduler what changed while stopped."""
-    started = time.perf_counter()
-    closing, redo = finish_open_work(journal.store, base)
     try:
-        journal.append(closing)
-    except JournalUnavailable as exc:
-        log.error("could not close interrupted writes: %s", exc)
-    changed = catch_up(journal.store, engine.state, base, scan(base, ignore), last_seen=last_seen)
-    work = redo + changed
-    for item in work:
-        scheduler.submit(Change(item.kind, item.path, closed=True))
-    if closing or work:
-        log.info(
-            "recovered %d interrupted write(s); %d file(s) changed while stopped (%.2f s)",
-            len(closing),
-            len(work) - len(redo),
-            time.perf_counter() - started,
-        )
+        service.run(scan_first=scan_first)
+    finally:
+        tracing.shutdown()
 
 
-def _initial_scan(
-    base: Path, ignore: Ignore, engine: Engine, scheduler: Scheduler, stop: threading.Event
-) -> None:
-    files = list(scan(base, ignore))
-    started = time.perf_counter()
-    before = scheduler.processed
-    with _progress(len(files)) as progress:
-        task = progress.add_task("scanning", total=len(files))
-        for rel in files:
-            scheduler.submit(Change(SCAN_KIND, rel, closed=True), live=False)
-        while not stop.is_set() and not scheduler.wait_idle(0.1):
-            progress.update(task, completed=scheduler.processed - before)
-    log.info("scanned %d file(s) in %.2f s", len(files), time.perf_counter() - started)
-
-
-def _ignore(root: Path, settings: Settings) -> Ignore:
-    return Ignore(root, settings.ignore, gitignore=settings.gitignore)
+def _given(root: Path, key: str) -> bool:
+    """The setting was set by the user (file or environment), not left at its default."""
+    return load_layers(root).sources[key].kind != "default"
 
 
 def _version(value: bool) -> None:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import (
@@ -91,6 +91,44 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(
         5, ge=1, description="failures in a row after which a rule is set aside for a while"
     )
+    queue_high_water: int = Field(
+        10_000,
+        ge=1,
+        description="paths waiting past which scribe watch reports itself saturated "
+        "(/readyz answers 503); changes are still coalesced per path, never dropped",
+    )
+    listen: str = Field(
+        "127.0.0.1:9469",
+        description="HOST:PORT of the /metrics, /healthz, /readyz and /status endpoints "
+        "of scribe watch, or 'off'",
+    )
+    status_token: str | None = Field(
+        None,
+        description="bearer token that /status requires when set "
+        "(better given as SCRIBE_STATUS_TOKEN than written in the file)",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe log level written"
+    )
+    log_file: str | None = Field(
+        None, description="also append JSON log lines to this file (relative to the root)"
+    )
+
+
+#: Settings a running ``scribe watch`` applies when scribe.yaml changes; the others
+#: take effect at the next start.
+LIVE_SETTINGS = frozenset(
+    {
+        "rules",
+        "quiet_ms",
+        "max_file_bytes",
+        "regex_timeout",
+        "max_batch",
+        "breaker_failures",
+        "queue_high_water",
+        "log_level",
+    }
+)
 
 
 def settings_schema() -> dict[str, Any]:

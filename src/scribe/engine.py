@@ -83,6 +83,7 @@ class Outcome:
     status: Status
     plan: Plan | None = None
     reason: str = ""
+    seq: int | None = None  # the journal entry of the write, when there is one
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -324,7 +325,7 @@ class Engine:
                 closing += self._closing(intent, rel, "failed", written=False, error=str(exc))
                 results.append(Outcome(rel, Status.FAILED, w.plan, f"could not write: {exc}"))
                 continue
-            results.append(Outcome(rel, Status.WRITTEN, w.plan))
+            results.append(Outcome(rel, Status.WRITTEN, w.plan, seq=intent))
         unsynced = self._sync_dirs(batch[at].file.path.parent for at in placed)
         for at, stat in placed.items():
             w, intent, rel = batch[at], intents[at], batch[at].file.rel
@@ -416,6 +417,19 @@ class Engine:
                 continue
             with self._lock:
                 self.quarantine.setdefault(item.path, {})[item.rule] = (item.reason, item.content)
+        return releases
+
+    def release_rules(self, rules: set[str]) -> list[NewEntry]:
+        """Stop holding back files for ``rules`` (they changed or are gone); the
+        release entries to journal."""
+        releases = []
+        with self._lock:
+            for path, failed in list(self.quarantine.items()):
+                for rule in rules & failed.keys():
+                    del failed[rule]
+                    releases.append(released(path, rule, "the rule changed or is gone"))
+                if not failed:
+                    del self.quarantine[path]
         return releases
 
     def _wait_for_git(self) -> None:

@@ -41,6 +41,9 @@ class Event:
     time: datetime | None = None
     source: str = "watcher"
     id: str = field(default_factory=_new_id)
+    #: When the last change folded into this event arrived (``time.monotonic()``):
+    #: the start of the event-to-write latency.
+    received: float | None = field(default=None, compare=False, repr=False)
 
     def at(self, time: datetime) -> Event:
         """This event with ``time`` set, unless it already has one."""

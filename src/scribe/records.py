@@ -9,7 +9,7 @@ history is decided in one place. Actors: ``rule:<id>`` (several ids joined by
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scribe.breaker import BreakerState, Transition
@@ -27,6 +27,7 @@ from scribe.journal.entry import (
     RULE_MATCHED,
     SCOPE_VIOLATION,
     WORK_DONE,
+    WORK_PENDING,
     NewEntry,
 )
 from scribe.plan import Failure, Plan
@@ -115,6 +116,16 @@ def done(written_entry_seq: int, path: str | None, status: str, **extra: Any) ->
         message=status,
         payload={"status": status, **extra},
         ref=written_entry_seq,
+    )
+
+
+def left_pending(paths: Mapping[str, EventKind]) -> NewEntry:
+    """Changes a stop left unprocessed: the next start hands them to the engine."""
+    return NewEntry(
+        WORK_PENDING,
+        SCRIBE,
+        message=f"{len(paths)} change(s) left for the next start",
+        payload={"paths": {path: kind.value for path, kind in paths.items()}},
     )
 
 

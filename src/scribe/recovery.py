@@ -1,13 +1,15 @@
 """Start-up: finish what a crash interrupted, then catch up with what changed.
 
-Two passes, before the watcher's first event is handled:
+Three passes, before the watcher's first event is handled:
 
 1. **Open work.** A write is journaled before its swap and closed by a
    ``work.done`` entry after it. A write with no ``work.done`` was interrupted:
    the file says how far it got (it holds the write's ``after_hash``: done; its
    ``before_hash``: never happened; anything else: a user saved over it). Each is
    closed in the journal, and the files that still need the rules are returned.
-2. **Catch-up.** Files that differ from the last hash the journal holds for them,
+2. **Left at the stop.** A graceful stop that could not process everything in
+   time journals the changes it left (``work.pending``); they are handed back.
+3. **Catch-up.** Files that differ from the last hash the journal holds for them,
    files created since Scribe last ran, and journaled files that are gone. A file
    whose size and mtime match what Scribe last recorded is not read at all.
 
@@ -27,12 +29,15 @@ from scribe import records
 from scribe.events import EventKind
 from scribe.files import clear_leftovers, hash_file, other_process_alive
 from scribe.journal.entry import (
+    ENGINE_STARTED,
     FILE_REVERTED,
     FILE_WRITTEN,
     WORK_DONE,
+    WORK_PENDING,
     Entry,
     Journal,
     NewEntry,
+    Query,
 )
 from scribe.state import State
 
@@ -84,6 +89,25 @@ def _under_way(intent: Entry) -> bool:
         return False
     written_at = datetime.fromisoformat(intent.ts.replace("Z", "+00:00"))
     return (datetime.now(UTC) - written_at).total_seconds() < _WRITE_WINDOW
+
+
+def left_at_stop(journal: Journal, previous: Entry | None) -> list[Pending]:
+    """The changes the last run's stop left unprocessed (``previous``: the newest
+    entry before this start)."""
+    if previous is None:
+        return []
+    newest = journal.query(Query(kinds=[WORK_PENDING], newest_first=True, limit=1))
+    if not newest or newest[0].seq > previous.seq:
+        return []
+    starts = journal.query(Query(kinds=[ENGINE_STARTED], after_seq=newest[0].seq))
+    if any(start.seq <= previous.seq for start in starts):
+        return []  # an older run's: a later start has caught up with those already
+    paths = newest[0].payload.get("paths", {})
+    return [
+        Pending(path, EventKind(kind), "left unprocessed at the last stop")
+        for path, kind in paths.items()
+        if kind in EventKind._value2member_map_
+    ]
 
 
 def catch_up(

@@ -42,6 +42,9 @@ BREAKER_OPENED = "breaker.opened"
 BREAKER_HALF_OPEN = "breaker.half_open"
 BREAKER_CLOSED = "breaker.closed"
 RULES_LOADED = "rules.loaded"
+RULES_REJECTED = "rules.rejected"
+CONFIG_LOADED = "config.loaded"
+CONFIG_REJECTED = "config.rejected"
 ENGINE_STARTED = "engine.started"
 ENGINE_STOPPED = "engine.stopped"
 SCOPE_VIOLATION = "scope.violation"
@@ -64,6 +67,9 @@ EMOJI: Mapping[str, str] = {
     BREAKER_HALF_OPEN: "🟡",
     BREAKER_CLOSED: "🟢",
     RULES_LOADED: "📜",
+    RULES_REJECTED: "🚫",
+    CONFIG_LOADED: "⚙️",
+    CONFIG_REJECTED: "🚫",
     ENGINE_STARTED: "▶️",
     ENGINE_STOPPED: "⏹️",
     SCOPE_VIOLATION: "⛔",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from scribe.journal.entry import (
     NewEntry,
 )
 from scribe.journal.mirrors import LOG_DIR, Mirrors
+from scribe.observe import metrics
 
 log = logging.getLogger("scribe")
 
@@ -162,6 +164,7 @@ class JournalWriter:
             log.warning("could not update the journal's text index: %s", exc)
 
     def _commit(self, batch: list[_Request]) -> None:
+        started = time.perf_counter()
         try:
             sealed = self.store.append([entry for request in batch for entry in request.entries])
         except Exception as exc:  # whatever it is, every caller must hear it, or they wait forever
@@ -173,6 +176,8 @@ class JournalWriter:
                     request.problem, request.cause, request.done = problem, exc, True
                 self._cond.notify_all()
             return
+        metrics.JOURNAL_APPEND_SECONDS.observe(time.perf_counter() - started)
+        metrics.JOURNAL_APPENDS.inc(len(sealed))
         # Callers go on first: their entries are committed, and the mirrors (copies,
         # not the record) are written while they work. The next batch starts only
         # after these lines, so mirror lines keep the journal's order.
