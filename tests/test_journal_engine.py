@@ -412,3 +412,23 @@ def test_a_write_still_under_way_in_another_process_is_left_open(
         other.wait()
     closing, _ = finish_open_work(writer.store, tmp_path)  # its writer is gone now
     assert [e.payload["status"] for e in closing] == ["not written"]
+
+
+def test_a_write_this_process_journaled_since_it_started_is_left_open(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    """``scribe watch`` recovers while its workers already write: recovery must not
+    close its own write in flight (that write would then be closed twice)."""
+    import os
+
+    (tmp_path / "a.md").write_bytes(b"before\n")
+    entry = NewEntry(
+        FILE_WRITTEN,
+        "rule:stamp",
+        path="a.md",
+        before_hash=sha(b"before\n"),
+        after_hash=sha(b"after\n"),
+        payload={"pid": os.getpid()},
+    )
+    writer.append([entry])
+    assert finish_open_work(writer.store, tmp_path) == ([], [])

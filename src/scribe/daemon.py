@@ -8,6 +8,7 @@ looks at two files five times a second.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -116,7 +117,6 @@ class WatchService:
         self._started_at = datetime.now(UTC)
         self._last_event_at: datetime | None = None
         self._breakers_shown: dict[str, str] = {}
-        self._rules_loaded = True
 
     # -- running -------------------------------------------------------------------
 
@@ -194,16 +194,18 @@ class WatchService:
         return server
 
     def _install_signals(self) -> None:
+        signals = itertools.count()  # next() is one C call: safe when a handler is re-entered
+
         def on_signal(signum: int, _frame: object) -> None:
             name = signal.Signals(signum).name
-            if self.stop.is_set():
+            if next(signals) > 0:
                 # A second signal: leave now. Writes are atomic swaps and the journal
                 # is a WAL database, so an exit at any instant tears nothing.
                 os.write(2, f"scribe: second {name}, exiting at once\n".encode())
                 os._exit(128 + signum)
             self._stop_signal = time.monotonic()
-            log.info("stopping (%s): finishing in-flight work", name)
             self.stop.set()
+            log.info("stopping (%s): finishing in-flight work", name)
 
         self._stop_signal = 0.0
         signal.signal(signal.SIGTERM, on_signal)
@@ -401,7 +403,6 @@ class WatchService:
         for rule in change.removed:  # a rule that is gone has no breaker to show
             if self._breakers_shown.pop(rule, None) is not None:
                 metrics.BREAKER_STATE.remove(rule)
-        self._rules_loaded = True
         self._record(entry, *released)
         log.info(
             "rules reloaded",
@@ -505,8 +506,6 @@ class WatchService:
             reasons.append("recovering interrupted work from the journal")
         if self.journal is not None and not self.journal.healthy:
             reasons.append(f"journal not writable: {self.journal.problem}")
-        if not self._rules_loaded:
-            reasons.append("no rules loaded")
         depth = self.scheduler.depth
         if depth > self.scheduler.high_water:
             reasons.append(

@@ -85,6 +85,8 @@ _WRITE_WINDOW = 60.0
 
 def _under_way(intent: Entry) -> bool:
     pid = intent.payload.get("pid")
+    if pid == os.getpid():
+        return True  # this process's own write, journaled since it started: in flight
     if not isinstance(pid, int) or not other_process_alive(pid):
         return False
     written_at = datetime.fromisoformat(intent.ts.replace("Z", "+00:00"))
