@@ -203,12 +203,13 @@ def test_a_settings_edit_applies_what_it_can_and_says_what_waits_for_a_restart(
 # -- health endpoints ---------------------------------------------------------------
 
 
-def test_health_endpoints_of_a_running_watch(repo: Path, scribe: Start) -> None:
+def test_health_endpoints_of_a_running_watch(repo: Path, scribe: Start, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    log_file = tmp_path / "logs" / "scribe.jsonl"
     os.environ["SCRIBE_STATUS_TOKEN"] = "s3cret"
     try:
-        proc = scribe("--listen", f"127.0.0.1:{port}")
+        proc = scribe("--listen", f"127.0.0.1:{port}", "--log-file", str(log_file))
     finally:
         del os.environ["SCRIBE_STATUS_TOKEN"]
     assert get(f"{base}/healthz") == (200, "ok\n")
@@ -229,6 +230,10 @@ def test_health_endpoints_of_a_running_watch(repo: Path, scribe: Start) -> None:
     assert code == 200
     assert re.search(r'^scribe_rewrites_total\{rule="stamp"\} [1-9]', text, re.MULTILINE), text
     assert re.search(r"^scribe_event_to_write_seconds_count [1-9]", text, re.MULTILINE), text
+    logged = [json.loads(line) for line in log_file.read_text().splitlines()]
+    [rewrote] = [r for r in logged if r["event"] == "rewrote"]
+    assert (rewrote["path"], rewrote["rule"], rewrote["result"]) == ("a.md", "stamp", "written")
+    assert isinstance(rewrote["seq"], int) and rewrote["duration_ms"] > 0
 
 
 def test_an_explicit_listen_address_that_is_taken_is_an_error(repo: Path, tmp_path: Path) -> None:
