@@ -6,11 +6,13 @@ import http.client
 import json
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scribe import __version__
+from scribe.config import load_settings
 from scribe.errors import ConfigError, ScribeError
 from scribe.observe import metrics
 from scribe.observe.server import OpsServer, parse_listen
@@ -241,10 +243,21 @@ def test_parse_listen(listen: str, expected: tuple[str, int]) -> None:
     "listen", ["9469", ":9469", "localhost:", "localhost:http", "127.0.0.1:65536", "::1:9469", ""]
 )
 def test_parse_listen_rejects(listen: str) -> None:
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(ValueError, match="expected HOST:PORT") as raised:
         parse_listen(listen)
-    assert raised.value.exit_code == 2
     assert str(raised.value) == (
-        "command line: --listen: expected HOST:PORT with a port from 0 to 65535, "
-        f"like 127.0.0.1:9469 or [::1]:9469; got {listen!r}"
+        "expected HOST:PORT with a port from 0 to 65535, "
+        f"like 127.0.0.1:9469 or [::1]:9469, or off; got {listen!r}"
     )
+
+
+def test_a_bad_listen_setting_is_reported_where_it_was_set(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as flag:
+        load_settings(tmp_path, listen="9469")
+    assert str(flag.value).startswith("command line: --listen: expected HOST:PORT")
+    (tmp_path / "scribe.yaml").write_text("workers: 2\nlisten: localhost\n")
+    with pytest.raises(ConfigError) as file:
+        load_settings(tmp_path)
+    assert str(file.value).startswith("scribe.yaml:2:9: listen: expected HOST:PORT")
+    (tmp_path / "scribe.yaml").write_text("listen: 'OFF'\n")
+    assert load_settings(tmp_path).listen == "off"

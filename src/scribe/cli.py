@@ -625,7 +625,7 @@ def watch_command(
         "log_level": log_level.lower() if log_level else None,
         "log_file": str(log_file) if log_file else None,
     }
-    logs.configure(log_level or "info")  # until the settings are known, for their errors
+    logs.configure("info")  # until the settings (the level among them) are known
     base, settings, compiled = _setup(root, rules, [root] if root else None, **flags)
     log_path = Path(settings.log_file) if settings.log_file else None
     logs.configure(settings.log_level, log_file=base / log_path if log_path is not None else None)

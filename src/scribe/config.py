@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     log_file: str | None = Field(
         None, description="also append JSON log lines to this file (relative to the root)"
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        from scribe.observe.server import parse_listen
+
+        if value.strip().lower() == "off":
+            return "off"
+        parse_listen(value)
+        return value
 
 
 #: Settings a running ``scribe watch`` applies when scribe.yaml changes; the others
@@ -255,6 +265,8 @@ def _problem(err: Any, document: Any, sources: dict[str, Source]) -> Problem:
     loc = tuple(err["loc"])
     key = str(loc[0]) if loc else ""
     message = err["msg"]
+    if err["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+        message = str(err.get("ctx", {}).get("error", message))
     if err["type"] == "extra_forbidden":
         message = f"unknown setting {key!r}" + suggest(key, list(Settings.model_fields))
     source = sources.get(key, Source("file", CONFIG_FILE))

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from scribe.errors import ConfigError, Problem, ScribeError
+from scribe.errors import ScribeError
 from scribe.observe import metrics
 
 log = logging.getLogger("scribe")
@@ -32,18 +32,18 @@ TEXT = "text/plain; charset=utf-8"
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 host in brackets) as a host and a port; port 0 picks a
-    free one."""
+    free one. A value of another form raises ValueError saying what is expected (the
+    settings validate ``listen`` with it, so the error names where it was set)."""
     host, sep, port = listen.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:  # an IPv6 address without brackets: its port cannot be told apart
         host = ""
     if not (sep and host and port.isascii() and port.isdigit() and int(port) <= 65535):
-        message = (
+        raise ValueError(
             f"expected HOST:PORT with a port from 0 to 65535, like 127.0.0.1:9469 "
-            f"or [::1]:9469; got {listen!r}"
+            f"or [::1]:9469, or off; got {listen!r}"
         )
-        raise ConfigError([Problem("command line", 0, 0, "--listen", message)])
     return host, int(port)
 
 
