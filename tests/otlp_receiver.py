@@ -30,6 +30,7 @@ class ReceivedSpan:
     parent_id: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    events: list[str]  # the names of the span's events, in order
 
 
 def _value(value: AnyValue) -> Any:
@@ -96,6 +97,7 @@ class Receiver:
                             parent_id=span.parent_span_id.hex(),
                             attributes=_attributes(span.attributes),
                             resource=resource,
+                            events=[event.name for event in span.events],
                         )
                     )
         with self._changed:

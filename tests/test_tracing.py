@@ -76,54 +76,54 @@ def roots(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == "scribe.event"]
 
 
-def children(exporter: InMemorySpanExporter, root: ReadableSpan) -> list[ReadableSpan]:
-    """The root's children in the order they started."""
-    assert root.context is not None
-    kids = [
-        s
-        for s in exporter.get_finished_spans()
-        if s.parent is not None and s.parent.span_id == root.context.span_id
-    ]
-    assert all(s.context is not None and s.context.trace_id == root.context.trace_id for s in kids)
-    return sorted(kids, key=lambda s: s.start_time or 0)
+def stages(root: ReadableSpan) -> list[str]:
+    """The stages recorded on an event's span, in order."""
+    return [e.name for e in root.events if e.name != "exception"]
 
 
-def test_a_rewrite_is_one_trace_through_match_plan_journal_and_apply(
+def stage(root: ReadableSpan, name: str) -> dict[str, Any]:
+    """The attributes of the (last) stage ``name`` of an event's span."""
+    found = [dict(e.attributes or {}) for e in root.events if e.name == name]
+    assert found, f"no stage {name} in {stages(root)}"
+    return found[-1]
+
+
+def test_a_rewrite_is_one_span_through_match_plan_journal_and_apply(
     tmp_path: Path, writer: JournalWriter, exporter: InMemorySpanExporter
 ) -> None:
     (tmp_path / "a.md").write_text(NOTE)
     outcome = make(tmp_path, writer).handle(Event(EventKind.MODIFIED, "a.md"))
     assert outcome.status is Status.WRITTEN
+    assert [s.name for s in exporter.get_finished_spans()] == ["scribe.event"]  # one span
     (root,) = roots(exporter)
     assert root.parent is None
+    writer.flush()
+    (written,) = [e for e in writer.store.query(Query()) if e.kind == FILE_WRITTEN]
     assert dict(root.attributes or {}) == {
         "scribe.event.kind": "modified",
         "scribe.event.source": "watcher",
         "scribe.path": "a.md",
         "scribe.batch_size": 1,
-        "scribe.outcome": "written",
-    }
-    steps = children(exporter, root)
-    assert [s.name for s in steps] == [
-        "scribe.match",
-        "scribe.plan",
-        "scribe.journal",
-        "scribe.apply",
-    ]
-    match, plan, journal, apply = (dict(s.attributes or {}) for s in steps)
-    assert match == {"scribe.rules.matched": ("stamp",)}
-    assert plan == {
+        "scribe.rules.matched": ("stamp",),
         "scribe.rules": ("stamp",),
         "scribe.actions": ("set",),
         "scribe.rules.failed": (),
+        "scribe.journal.entries": 1,
+        "scribe.journal.seq": written.seq,
+        "scribe.write.result": "written",
+        "scribe.outcome": "written",
     }
-    writer.flush()
-    (written,) = [e for e in writer.store.query(Query()) if e.kind == FILE_WRITTEN]
-    assert journal == {"scribe.journal.entries": 1, "scribe.journal.seq": written.seq}
-    assert apply == {"scribe.write.result": "written"}
-    assert all(s.status.status_code is StatusCode.UNSET for s in [root, *steps])
+    assert stages(root) == ["scribe.match", "scribe.plan", "scribe.journal", "scribe.apply"]
+    assert stage(root, "scribe.apply")["scribe.write.result"] == "written"
+    times = [e.timestamp for e in root.events]
+    assert times == sorted(times)  # each stage recorded as it ended, in order
+    assert root.start_time is not None
     assert root.end_time is not None
-    assert all(s.end_time is not None and s.end_time <= root.end_time for s in steps)
+    assert root.start_time <= times[0]
+    assert times[-1] <= root.end_time
+    durations = [stage(root, name)["duration_ms"] for name in stages(root)]
+    assert all(0 <= d <= (root.end_time - root.start_time) / 1e6 for d in durations)
+    assert root.status.status_code is StatusCode.UNSET
 
 
 def test_an_unchanged_file_is_matched_and_planned_but_never_journaled_or_applied(
@@ -136,13 +136,11 @@ def test_an_unchanged_file_is_matched_and_planned_but_never_journaled_or_applied
     assert root.attributes is not None
     assert root.attributes["scribe.outcome"] == "unchanged"
     assert root.attributes["scribe.event.source"] == "scan"
-    steps = children(exporter, root)
-    assert [s.name for s in steps] == ["scribe.match", "scribe.plan"]
-    assert steps[1].attributes is not None
-    assert steps[1].attributes["scribe.rules"] == ()
+    assert stages(root) == ["scribe.match", "scribe.plan"]
+    assert root.attributes["scribe.rules"] == ()
 
 
-def test_an_event_no_rule_wants_is_a_lone_root_span(
+def test_an_event_no_rule_wants_is_a_span_with_no_stages(
     tmp_path: Path, exporter: InMemorySpanExporter
 ) -> None:
     (tmp_path / "a.png").write_bytes(b"\x89PNG")
@@ -151,10 +149,10 @@ def test_an_event_no_rule_wants_is_a_lone_root_span(
     assert root.attributes is not None
     assert root.attributes["scribe.outcome"] == "unchanged"
     assert root.attributes["scribe.event.kind"] == "created"
-    assert children(exporter, root) == []
+    assert stages(root) == []
 
 
-def test_each_event_of_a_batch_is_its_own_trace_and_their_journal_spans_share_the_commit(
+def test_each_event_of_a_batch_is_its_own_trace_and_their_journal_stages_share_the_commit(
     tmp_path: Path, writer: JournalWriter, exporter: InMemorySpanExporter
 ) -> None:
     names = ["a.md", "b.md", "c.md"]
@@ -166,32 +164,33 @@ def test_each_event_of_a_batch_is_its_own_trace_and_their_journal_spans_share_th
     assert sorted(str((s.attributes or {})["scribe.path"]) for s in events) == names
     assert all((s.attributes or {})["scribe.batch_size"] == 3 for s in events)
     assert len({s.context.trace_id for s in events if s.context is not None}) == 3
-    journals = [
-        s for root in events for s in children(exporter, root) if s.name == "scribe.journal"
-    ]
-    assert len(journals) == 3
-    assert {(s.attributes or {})["scribe.journal.entries"] for s in journals} == {3}
+    assert {(s.attributes or {})["scribe.journal.entries"] for s in events} == {3}
     writer.flush()
     seqs = sorted(e.seq for e in writer.store.query(Query()) if e.kind == FILE_WRITTEN)
-    assert sorted(int(str((s.attributes or {})["scribe.journal.seq"])) for s in journals) == seqs
-    # One commit: every event's journal span covers the same append.
-    assert max(s.start_time or 0 for s in journals) <= min(s.end_time or 0 for s in journals)
+    assert sorted(int(str((s.attributes or {})["scribe.journal.seq"])) for s in events) == seqs
+    # One commit, timed once: the same stage time and duration on every event.
+    commits = {
+        (e.timestamp, (e.attributes or {})["duration_ms"])
+        for s in events
+        for e in s.events
+        if e.name == "scribe.journal"
+    }
+    assert len(commits) == 1
 
 
-def test_a_failing_rule_marks_the_plan_span_as_an_error_and_names_the_rule(
+def test_a_failing_rule_marks_the_event_as_an_error_and_names_the_rule(
     tmp_path: Path, writer: JournalWriter, exporter: InMemorySpanExporter
 ) -> None:
     (tmp_path / "a.md").write_text(NOTE)
     outcome = make(tmp_path, writer, FAILING).handle(Event(EventKind.MODIFIED, "a.md"))
     assert outcome.status is Status.WRITTEN  # the good rule still applied
     (root,) = roots(exporter)
-    plan = next(s for s in children(exporter, root) if s.name == "scribe.plan")
-    assert plan.attributes is not None
-    assert plan.attributes["scribe.rules.failed"] == ("bad-zone",)
-    assert plan.attributes["scribe.rules"] == ("good",)
-    assert plan.status.status_code is StatusCode.ERROR
-    assert "bad-zone" in (plan.status.description or "")
-    assert root.status.status_code is StatusCode.UNSET  # the event itself went fine
+    assert root.attributes is not None
+    assert root.attributes["scribe.rules.failed"] == ("bad-zone",)
+    assert root.attributes["scribe.rules"] == ("good",)
+    assert root.attributes["scribe.outcome"] == "written"
+    assert root.status.status_code is StatusCode.ERROR
+    assert "bad-zone" in (root.status.description or "")
 
 
 class _NoParams(BaseModel):
@@ -224,16 +223,16 @@ def test_a_file_changed_under_its_write_is_planned_and_applied_again_in_the_same
     assert outcome.status is Status.WRITTEN
     assert note.read_text() == NOTE + "a user's line\nmeddled\n"  # the user's save was kept
     (root,) = roots(exporter)
-    steps = children(exporter, root)
-    assert [s.name for s in steps] == [
+    assert stages(root) == [
         *("scribe.match", "scribe.plan", "scribe.journal", "scribe.apply"),
         *("scribe.match", "scribe.plan", "scribe.journal", "scribe.apply"),
     ]
     results = [
-        (s.attributes or {})["scribe.write.result"] for s in steps if s.name == "scribe.apply"
+        (e.attributes or {})["scribe.write.result"] for e in root.events if e.name == "scribe.apply"
     ]
     assert results == ["conflict", "written"]
     assert (root.attributes or {})["scribe.outcome"] == "written"
+    assert root.status.status_code is StatusCode.UNSET  # a conflict re-planned is no error
 
 
 def test_a_journal_that_cannot_record_the_write_fails_its_spans_with_the_exception(
@@ -249,12 +248,8 @@ def test_a_journal_that_cannot_record_the_write_fails_its_spans_with_the_excepti
         writer.close()
     assert outcome.status is Status.FAILED
     (root,) = roots(exporter)
-    steps = children(exporter, root)
-    assert [s.name for s in steps] == ["scribe.match", "scribe.plan", "scribe.journal"]
-    journal = steps[-1]
-    assert journal.status.status_code is StatusCode.ERROR
-    (raised,) = journal.events
-    assert raised.name == "exception"
+    assert stages(root) == ["scribe.match", "scribe.plan", "scribe.journal"]
+    (raised,) = [e for e in root.events if e.name == "exception"]
     assert str((raised.attributes or {})["exception.type"]).endswith("JournalUnavailable")
     assert root.status.status_code is StatusCode.ERROR
     assert "journal" in (root.status.description or "")
@@ -368,11 +363,10 @@ def test_reconfiguring_starts_over_with_the_new_exporter(tmp_path: Path) -> None
     assert [s.name for s in second.get_finished_spans()].count("scribe.event") == 1
 
 
-def _tree(spans: list[ReceivedSpan], path: str) -> tuple[ReceivedSpan, list[str]]:
-    root = next(
+def _event_span(spans: list[ReceivedSpan], path: str) -> ReceivedSpan:
+    return next(
         s for s in spans if s.name == "scribe.event" and s.attributes["scribe.path"] == path
     )
-    return root, sorted(s.name for s in spans if s.parent_id == root.span_id)
 
 
 def test_spans_reach_a_collector_over_otlp_http(
@@ -388,13 +382,12 @@ def test_spans_reach_a_collector_over_otlp_http(
         finally:
             tracing.shutdown()  # flushes the batch
         spans = receiver.wait_for(lambda got: any(s.name == "scribe.event" for s in got))
-    root, kids = _tree(spans, "a.md")
+    root = _event_span(spans, "a.md")
+    assert [s.name for s in spans] == ["scribe.event"]
     assert root.attributes["scribe.outcome"] == "written"
-    assert kids == ["scribe.apply", "scribe.journal", "scribe.match", "scribe.plan"]
-    plan = next(s for s in spans if s.name == "scribe.plan")
-    assert plan.attributes["scribe.rules"] == ["stamp"]
-    assert plan.attributes["scribe.actions"] == ["set"]
-    assert all(s.trace_id == root.trace_id for s in spans)
+    assert root.events == ["scribe.match", "scribe.plan", "scribe.journal", "scribe.apply"]
+    assert root.attributes["scribe.rules"] == ["stamp"]
+    assert root.attributes["scribe.actions"] == ["set"]
     assert root.resource["service.name"] == "scribe"
     assert root.resource["scribe.component"] == "engine"
     assert root.resource["hma.component.type"] == "L2-Core"
@@ -420,10 +413,10 @@ def test_scribe_run_sends_its_spans_to_the_collector_the_environment_names(
         )
         assert done.returncode == 0, done.stderr
         # The process has exited, so whatever it flushed has arrived: a short wait.
-        spans = receiver.wait_for(lambda got: any(s.name == "scribe.apply" for s in got), 5)
-    root, kids = _tree(spans, "a.md")
+        spans = receiver.wait_for(lambda got: any(s.name == "scribe.event" for s in got), 5)
+    root = _event_span(spans, "a.md")
     assert root.attributes["scribe.outcome"] == "written"
     assert root.attributes["scribe.event.source"] == "scan"
-    assert kids == ["scribe.apply", "scribe.journal", "scribe.match", "scribe.plan"]
+    assert root.events == ["scribe.match", "scribe.plan", "scribe.journal", "scribe.apply"]
     assert root.resource["scribe.component"] == "engine"
     assert root.resource["service.version"] == scribe.__version__

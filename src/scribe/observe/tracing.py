@@ -1,4 +1,5 @@
-"""OpenTelemetry traces: a span per event through match, plan, journal and apply.
+"""OpenTelemetry traces: a span per event through match, plan, journal and apply
+(each stage a timed span event on it).
 
 Off unless the standard ``OTEL_*`` variables ask for OTLP (or a test hands in an
 exporter). Off, every helper here checks one flag and returns a shared no-op: no
@@ -8,21 +9,23 @@ The provider is this module's own, not OpenTelemetry's set-once global, so
 
 Events in a batch are processed interleaved, so their root spans cannot be nested
 ``with`` blocks: ``events`` opens one per event and keeps them in a context
-variable, ``step`` hangs a child under the right one, ``settle`` closes it.
+variable, ``step`` records a stage on the right one, ``settle`` closes it.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -217,61 +220,78 @@ def settle(event: Event, status: str, reason: str = "") -> None:
 
 
 def step(event: Event, name: str) -> AbstractContextManager[Span]:
-    """A child span of the event's root, current for the block (so logs carry its
-    trace id); an exception escaping the block marks it as an error."""
+    """Time the block as stage ``name`` of the event: a span event on its root span
+    (with ``duration_ms``), which is current for the block so logs carry its trace
+    id. The block gets the root span, to put its findings on; an exception escaping
+    the block marks the event as an error."""
     if not _enabled:
         return _OFF
-    return _tracer.start_as_current_span(name, context=_parent(event))
+    return _Stage(name, [_root(event)], single=True)
 
 
 def shared_step(batch: Iterable[Event], name: str) -> AbstractContextManager[Sequence[Span]]:
-    """One child span per event, all covering the same block (a shared commit)."""
+    """The same stage for every event of a batch, timed once (a shared commit)."""
     if not _enabled:
         return _NO_SPANS
-    return _shared(batch, name)
-
-
-@contextmanager
-def _shared(batch: Iterable[Event], name: str) -> Iterator[Sequence[Span]]:
-    spans = [_tracer.start_span(name, context=_parent(event)) for event in batch]
-    try:
-        yield spans
-    except BaseException as exc:
-        for span in spans:
-            _failed(span, exc)
-        raise
-    finally:
-        for span in spans:
-            span.end()
+    return _Stage(name, [_root(event) for event in batch], single=False)
 
 
 def apply(event: Event) -> AbstractContextManager[object]:
-    """The ``scribe.apply`` span of a swap; ``scribe.write.result`` is read from how
+    """The ``scribe.apply`` stage of a swap; ``scribe.write.result`` is read from how
     the block ends: normally (written), ContentChanged, FileBusy, or another error."""
     if not _enabled:
         return _OFF
-    return _apply(event)
+    return _Stage("scribe.apply", [_root(event)], single=True, result=True)
 
 
-@contextmanager
-def _apply(event: Event) -> Iterator[None]:
-    span = _tracer.start_span("scribe.apply", context=_parent(event))
-    with trace.use_span(
-        span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-    ):
-        try:
-            yield
-        except ContentChanged:
-            span.set_attribute("scribe.write.result", "conflict")
-            raise
-        except FileBusy:
-            span.set_attribute("scribe.write.result", "busy")
-            raise
-        except BaseException as exc:
-            span.set_attribute("scribe.write.result", "failed")
-            _failed(span, exc)
-            raise
-        span.set_attribute("scribe.write.result", "written")
+class _Stage:
+    """One stage of one or more events, recorded on their root spans.
+
+    A stage is a span event rather than a child span: a child costs about as much as
+    the whole event's root again (creating, ending, exporting), and four of them per
+    event would make tracing the most expensive thing Scribe does. The event's time
+    and ``duration_ms`` still place each stage on the root span's timeline.
+    """
+
+    __slots__ = ("_name", "_result", "_single", "_spans", "_started", "_token")
+
+    def __init__(self, name: str, spans: list[Span], *, single: bool, result: bool = False):
+        self._name = name
+        self._spans = spans
+        self._single = single
+        self._result = result
+        self._started = 0.0
+        self._token: Token[Context] | None = None
+
+    def __enter__(self) -> Any:
+        self._started = time.perf_counter()
+        self._token = attach(trace.set_span_in_context(self._spans[0]))
+        return self._spans[0] if self._single else self._spans
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            detach(self._token)
+        details: dict[str, Any] = {
+            "duration_ms": round((time.perf_counter() - self._started) * 1000, 3)
+        }
+        if self._result:
+            outcome = _WRITE_RESULTS.get(exc_type, "failed") if exc_type else "written"
+            details["scribe.write.result"] = outcome
+        ended = time.time_ns()  # one moment for all: a shared stage ended once
+        for span in self._spans:
+            if self._result:
+                span.set_attribute("scribe.write.result", details["scribe.write.result"])
+            span.add_event(self._name, details, timestamp=ended)
+            if exc is not None and details.get("scribe.write.result") in (None, "failed"):
+                _failed(span, exc)
+
+
+_WRITE_RESULTS: dict[type[BaseException], str] = {ContentChanged: "conflict", FileBusy: "busy"}
 
 
 def planned(span: Span, plan: Plan, rules: Sequence[CompiledRule]) -> None:
@@ -299,10 +319,11 @@ def journaled(spans: Sequence[Span], entries: int, seqs: Sequence[int | None]) -
             span.set_attribute("scribe.journal.seq", seq)
 
 
-def _parent(event: Event) -> Context | None:
+def _root(event: Event) -> Span:
+    """The event's open root span (a non-recording one if it has none)."""
     roots = _roots.get()
     root = roots.get(event.id) if roots is not None else None
-    return trace.set_span_in_context(root) if root is not None else None
+    return root if root is not None else INVALID_SPAN
 
 
 def _failed(span: Span, exc: BaseException) -> None:
