@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.request
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +94,7 @@ class Config:
     reloads: int  # (3) rules saves measured
     stop_files: int  # (4) files queued when SIGTERM arrives
     scrape_interval: float = 1.0  # (1) seconds between two GET /metrics, as Prometheus would
+    trace_sample: float = 1.0  # (1) share of events traced in "on" (--trace-sample)
     obs_timeout: float = 120.0
     storm_timeout: float = 120.0
     reload_timeout: float = 5.0
@@ -389,6 +390,7 @@ class ObsRun:
 @dataclass
 class Observability:
     files: int
+    trace_sample: float = 1.0  # share of events the "on" runs traced
     runs: list[ObsRun] = field(default_factory=list)  # off, on, off, on, ...
     costs: list[float | None] = field(default_factory=list)  # per pair: off/on - 1
     median_cost: float | None = None
@@ -396,15 +398,24 @@ class Observability:
     error: str | None = None
 
 
-def obs_argv(root: Path, *, port: int | None, endpoint: str | None) -> list[str]:
+def obs_argv(
+    root: Path, *, port: int | None, endpoint: str | None, sample: float = 1.0
+) -> list[str]:
     """``off``: no endpoints, warnings only, no OTEL_* variables (the bench removed
-    them from its own environment); ``on``: all three, the way production runs it."""
+    them from its own environment); ``on``: all three, the way production runs it,
+    tracing every event or, with ``sample`` < 1, that share of them (the standard
+    ratio sampler)."""
     argv = [scribe_executable(), "watch", str(root), "--scan"]
     if port is None or endpoint is None:
         return [*argv, "--listen", "off", "--log-level", "warning"]
     return [
         "env",  # exec's, so the watcher keeps this pid: RSS and signals reach Scribe
         f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}",
+        *(
+            ["OTEL_TRACES_SAMPLER=parentbased_traceidratio", f"OTEL_TRACES_SAMPLER_ARG={sample}"]
+            if sample < 1
+            else []
+        ),
         *argv,
         "--listen",
         f"127.0.0.1:{port}",
@@ -445,7 +456,8 @@ def run_obs(on: bool, cfg: Config, scratch: Path, tag: str) -> ObsRun:
         if on:
             sink = stack.enter_context(TraceSink())
             port, endpoint = free_port(), sink.url
-        proc = stack.enter_context(running(obs_argv(root, port=port, endpoint=endpoint)))
+        argv = obs_argv(root, port=port, endpoint=endpoint, sample=cfg.trace_sample)
+        proc = stack.enter_context(running(argv))
         if on:
             scraper = stack.enter_context(
                 Scraper(f"http://127.0.0.1:{port}/metrics", cfg.scrape_interval)
@@ -492,7 +504,7 @@ def run_obs(on: bool, cfg: Config, scratch: Path, tag: str) -> ObsRun:
 def run_observability(cfg: Config, scratch: Path, console: Console) -> Observability:
     """(1) Pairs of off and on, interleaved so the disk's and neighbours' mood hits
     both alike; the cost is the median of the pairs' ratios."""
-    result = Observability(cfg.obs_files)
+    result = Observability(cfg.obs_files, cfg.trace_sample)
     for i in range(cfg.obs_pairs):
         pair = [
             measured(
@@ -808,7 +820,8 @@ def obs_rows(obs: Observability) -> list[Row]:
     rows = [
         Row(f"(1) rewrites/s, --scan of {obs.files} files: on (baseline off)",
             med(on, "rewrites_per_s"), "info", None, med(off, "rewrites_per_s")),
-        Row(f"  observability cost: off/on - 1, median of {len(obs.costs)} pair(s)",
+        Row(f"  observability cost: off/on - 1, median of {len(obs.costs)} pair(s)"
+            + (f", traces sampled at {obs.trace_sample:g}" if obs.trace_sample < 1 else ""),
             None if cost is None else cost * 100, "<= 10 %",
             at_most(cost, 0.10) and bool(obs.proof.get("ok")), unit="%"),
     ]  # fmt: skip
@@ -957,7 +970,8 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     try:
         obs = measured(
             console, "(1) observability cost",
-            partial(run_observability, cfg, scratch, console), Observability(cfg.obs_files),
+            partial(run_observability, cfg, scratch, console),
+            Observability(cfg.obs_files, cfg.trace_sample),
         )  # fmt: skip
         storm = measured(
             console, f"(2) storm: git checkout of {cfg.storm_files} files",
@@ -1018,10 +1032,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10x smaller workload (smoke run)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory in /tmp")
+    parser.add_argument(
+        "--trace-sample",
+        type=float,
+        default=1.0,
+        help="share of events traced in the 'on' runs (standard ratio sampler; default all)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        run(QUICK if args.quick else FULL, args.out, keep=args.keep, quick=args.quick)
+        cfg = replace(QUICK if args.quick else FULL, trace_sample=args.trace_sample)
+        run(cfg, args.out, keep=args.keep, quick=args.quick)
     except KeyboardInterrupt:
         print("interrupted; watchers stopped, scratch directory removed", file=sys.stderr)
         return 130
