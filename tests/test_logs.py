@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,7 +37,13 @@ def _restore() -> Iterator[None]:
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    logs.flush()  # records are written by the log's own thread
     return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def text(stream: io.StringIO) -> str:
+    logs.flush()
+    return stream.getvalue()
 
 
 def test_records_become_json_lines_with_the_documented_fields() -> None:
@@ -114,13 +121,13 @@ def test_a_terminal_gets_coloured_text_not_json() -> None:
     terminal = Terminal()
     logs.configure("info", stream=terminal)
     log.warning("rewrote %s", "a.md", extra={"rule": "stamp"})
-    text = terminal.getvalue()
-    assert "\x1b[" in text  # ANSI colour codes
-    assert "rewrote a.md" in text
-    assert "rule" in text
-    assert "stamp" in text
+    shown = text(terminal)
+    assert "\x1b[" in shown  # ANSI colour codes
+    assert "rewrote a.md" in shown
+    assert "rule" in shown
+    assert "stamp" in shown
     with pytest.raises(json.JSONDecodeError):
-        json.loads(text)
+        json.loads(shown)
 
 
 def test_json_can_be_forced_on_a_terminal_and_refused_off_one() -> None:
@@ -130,9 +137,9 @@ def test_json_can_be_forced_on_a_terminal_and_refused_off_one() -> None:
     assert lines(terminal)[0]["event"] == "one"
     logs.configure("info", stream=pipe, json=False)
     log.info("two")
-    assert "two" in pipe.getvalue()
+    assert "two" in text(pipe)
     with pytest.raises(json.JSONDecodeError):
-        json.loads(pipe.getvalue())
+        json.loads(text(pipe))
 
 
 def test_the_log_file_gets_json_lines_even_when_the_stream_is_a_terminal(tmp_path: Path) -> None:
@@ -146,7 +153,7 @@ def test_the_log_file_gets_json_lines_even_when_the_stream_is_a_terminal(tmp_pat
     first, second = (json.loads(line) for line in path.read_text().splitlines())
     assert first == {"event": "from before"}  # appended, not truncated
     assert (second["event"], second["path"], second["seq"]) == ("rewrote", "a.md", 3)
-    assert "\x1b[" in terminal.getvalue()
+    assert "\x1b[" in text(terminal)
 
 
 def test_the_log_file_parent_folders_are_made(tmp_path: Path) -> None:
@@ -185,7 +192,7 @@ def test_reconfiguring_replaces_the_handlers_instead_of_adding_more() -> None:
     logs.configure("info", stream=second)
     logs.configure("info", stream=second)
     log.info("once")
-    assert first.getvalue() == ""
+    assert text(first) == ""
     assert [line["event"] for line in lines(second)] == ["once"]
 
 
@@ -197,3 +204,50 @@ def test_other_libraries_warnings_come_through_in_the_same_format() -> None:
     assert [(line["logger"], line["event"]) for line in lines(stream)] == [
         ("opentelemetry.exporter", "export failed")
     ]
+
+
+def test_lines_logged_from_many_threads_at_once_are_all_written_whole() -> None:
+    stream = io.StringIO()
+    logs.configure("info", stream=stream)
+
+    def burst(worker: int) -> None:
+        for n in range(500):
+            log.info("rewrote", extra={"path": f"w{worker}/n{n}.md", "seq": n})
+
+    threads = [threading.Thread(target=burst, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    written = lines(stream)  # each line parses: none was torn or interleaved
+    assert sorted(line["path"] for line in written) == sorted(
+        f"w{w}/n{n}.md" for w in range(8) for n in range(500)
+    )
+
+
+class Stuck(io.StringIO):
+    """A reader of the log that stops reading (a full pipe) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        assert self.release.wait(10), "never released"
+        return super().write(text)
+
+
+def test_a_stalled_log_reader_does_not_hold_up_the_threads_that_log() -> None:
+    stream = Stuck()
+    logs.configure("info", stream=stream)
+    done = threading.Event()
+
+    def worker() -> None:
+        for n in range(200):
+            log.info("rewrote", extra={"path": f"n{n}.md"})
+        done.set()
+
+    threading.Thread(target=worker).start()
+    assert done.wait(5)  # all 200 logged while nothing could be written
+    stream.release.set()
+    assert len(lines(stream)) == 200

@@ -265,6 +265,7 @@ def test_a_warning_logged_while_planning_carries_the_events_trace_id(
     make(tmp_path, None, FAILING).handle(Event(EventKind.MODIFIED, "a.md"))
     (root,) = roots(exporter)
     assert root.context is not None
+    logs.flush()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (warning,) = [line for line in lines if "bad-zone" in line["event"]]
     assert warning["trace_id"] == f"{root.context.trace_id:032x}"

@@ -12,8 +12,10 @@ and records still propagate, so nothing else that listens to the root is cut off
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,7 +35,7 @@ LEVELS = {
     "error": logging.ERROR,
 }
 
-#: The handlers the last ``configure`` installed, removed by the next one.
+#: The handler the last ``configure`` installed, removed by the next one.
 _installed: list[logging.Handler] = []
 
 
@@ -55,24 +57,105 @@ def configure(
         raise ScribeError(f"unknown log level {level!r}: use one of {', '.join(LEVELS)}")
     stream = sys.stderr if stream is None else stream
     as_json = not stream.isatty() if json is None else json
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
-    handlers[0].setFormatter(_json_formatter() if as_json else _console_formatter())
+    sinks = [(stream, _json_formatter() if as_json else _console_formatter(), False)]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
-        handlers[1].setFormatter(_json_formatter())
+        sinks.append((open(log_file, "a", encoding="utf-8"), _json_formatter(), True))  # noqa: SIM115
     # What no field here uses, the records need not gather (the logging HOWTO's
     # "Optimization"): the caller's frame, thread, process and process names.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
+    _uninstall(root)
+    handler = _Writer(sinks)
+    _installed.append(handler)
+    root.addHandler(handler)
+    logging.getLogger("scribe").setLevel(number)
+
+
+def flush() -> None:
+    """Wait until every record logged so far is written."""
+    for handler in _installed:
+        handler.flush()
+
+
+def _uninstall(root: logging.Logger) -> None:
     for handler in _installed:
         root.removeHandler(handler)
         handler.close()
-    _installed[:] = handlers
-    for handler in handlers:
-        root.addHandler(handler)
-    logging.getLogger("scribe").setLevel(number)
+    _installed.clear()
+
+
+atexit.register(lambda: _uninstall(logging.getLogger()))
+
+
+class _Writer(logging.Handler):
+    """Renders and writes records on a thread of its own, in batches.
+
+    A thread that logs only appends the record (with the trace id of the span current
+    where it was logged); the writer renders whatever has gathered and writes it with
+    one call per sink. A worker thus never renders JSON, never waits for another
+    thread's write, and a burst of rewrites costs a few system calls, not one each.
+    """
+
+    def __init__(self, sinks: list[tuple[TextIO, logging.Formatter, bool]]) -> None:
+        super().__init__()
+        self._sinks = sinks  # stream, formatter, whether to close it at the end
+        self._pending: list[logging.LogRecord] = []
+        self._written = 0
+        self._queued = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="scribe-logs", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if tracing.enabled() and (trace_id := tracing.current_trace_id()) is not None:
+            record.trace_id = trace_id
+        with self._cond:
+            self._pending.append(record)
+            self._queued += 1
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        with self._cond:
+            target = self._queued
+            while self._written < target and self._thread.is_alive():
+                self._cond.wait(0.1)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        for stream, _, owned in self._sinks:
+            if owned:
+                stream.close()
+        super().close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closed:
+                    return
+            for stream, formatter, _ in self._sinks:
+                lines = []
+                for record in batch:
+                    try:
+                        lines.append(formatter.format(record) + "\n")
+                    except Exception:  # one bad record must not silence the log
+                        self.handleError(record)
+                try:
+                    stream.write("".join(lines))
+                    stream.flush()
+                except (OSError, ValueError):  # stderr closed, disk full: said as logging does
+                    self.handleError(batch[-1])
+            with self._cond:
+                self._written += len(batch)
+                self._cond.notify_all()
 
 
 def _base_fields(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
