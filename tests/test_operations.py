@@ -169,7 +169,7 @@ def test_an_invalid_rules_edit_is_refused_with_its_location_and_the_old_rules_ru
     assert refused.payload["problems"] == [str(p) for p in at_start.value.problems]
     assert ".scribe/rules.yaml:6:" in refused.payload["problems"][0]
     assert "did you mean 'set'?" in refused.payload["problems"][0]
-    assert str(at_start.value.problems[0]) in proc.log()
+    assert wait_until(lambda: str(at_start.value.problems[0]) in proc.log(), 5), proc.log()
 
     write(repo / "still.md", "---\ntitle: s\n---\n")  # the stamp rule still runs
     assert wait_until(lambda: has(repo / "still.md", f"^modified: {STAMP}$"), 10), proc.log()
@@ -188,7 +188,7 @@ def test_a_settings_edit_applies_what_it_can_and_says_what_waits_for_a_restart(
     [loaded] = entries(repo, "config.loaded")
     assert loaded.payload["applied"] == {"max_file_bytes": 64}
     assert loaded.payload["at_restart"] == ["workers"]
-    assert "workers take(s) effect at the next start" in proc.log()
+    assert wait_until(lambda: "workers take(s) effect at the next start" in proc.log(), 5)
 
     write(repo / "big.md", "---\ntitle: big\n---\n" + "x" * 200 + "\n")
     assert wait_until(lambda: "skipped big.md" in proc.log(), 10), proc.log()

@@ -492,3 +492,42 @@ def test_hitting_the_watch_limit_on_a_new_directory_loses_none_of_its_files(
         rec.clear()
         (root / "one-too-many" / "new.md").write_text("new, edited\n")
         rec.wait_for(lambda cs: any(c.target == "one-too-many/new.md" for c in cs))
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
+def test_a_stop_hands_over_the_changes_already_made_before_it(tmp_path: Path, poll: bool) -> None:
+    """What was saved before a stop is reported, even if the watcher had not read it
+    yet: ``scribe watch`` then journals it as left for the next start."""
+    import threading
+
+    from scribe.watch import watch
+
+    (tmp_path / "notes").mkdir()
+    reported: list[Change] = []
+    first, release, stop, ready = (threading.Event() for _ in range(4))
+
+    def emit(change: Change) -> None:
+        if not first.is_set():
+            first.set()
+            assert release.wait(10)  # the watcher is busy: what comes next waits unread
+        reported.append(change)
+
+    thread = threading.Thread(
+        target=watch,
+        args=(tmp_path, Ignore(tmp_path), emit, stop),
+        kwargs={"poll": poll, "ready": ready},
+        daemon=True,
+    )
+    thread.start()
+    assert ready.wait(10)
+    (tmp_path / "notes" / "first.md").write_text("first\n")
+    assert first.wait(10)
+    names = [f"n{i}.md" for i in range(100)]
+    for name in names:
+        (tmp_path / "notes" / name).write_text("saved before the stop\n")
+    stop.set()
+    release.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    seen = {change.target for change in reported}
+    assert {f"notes/{name}" for name in names} <= seen

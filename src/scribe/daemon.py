@@ -213,12 +213,14 @@ class WatchService:
 
     def _shutdown(self, reloader: threading.Thread) -> dict[str, EventKind]:
         began = self._stop_signal or time.monotonic()
+        # The watcher first: it hands over what the kernel had queued before it stops,
+        # so that every change seen is either handled or journaled as left.
+        if self._watcher is not None:
+            self._watcher.join(timeout=1.0)
         spent = time.monotonic() - began
         left = self.scheduler.stop(
             drain=max(0.0, STOP_DRAIN - spent), timeout=max(0.5, STOP_BUDGET - 1.0 - spent)
         )
-        if self._watcher is not None:
-            self._watcher.join(timeout=1.0)
         reloader.join(timeout=1.0)
         self.engine.state.close()
         if self.journal is not None:

@@ -146,6 +146,17 @@ class InotifyTree:
             self.rescan()
         return overflow
 
+    def drain(self) -> None:
+        """Handle every event the kernel has already queued (at a stop: so that what
+        was saved just before it is handed over, not left unread)."""
+        while events := self.inotify.read(timeout=0):
+            if any(event.mask & F.Q_OVERFLOW for event in events):
+                self.rescan()
+                continue
+            for event in events:
+                self._handle(event)
+        self._flush_unpaired()
+
     def rescan(self) -> None:
         """After an overflow: re-add watches and report every file, so none is missed."""
         self._unpaired.clear()

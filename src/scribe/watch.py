@@ -207,7 +207,8 @@ def _watch_polling(
     for rel in sorted(before) if report_all else ():
         emit(Change(EventKind.MODIFIED, rel))
     pause = POLL_INTERVAL
-    while not stop.wait(pause):
+    while True:
+        stopping = stop.wait(pause)  # one more look after the stop: report what it saw
         started = time.monotonic()
         after = _snapshot(root, ignore)
         for rel in sorted(before.keys() - after.keys()):
@@ -218,6 +219,8 @@ def _watch_polling(
             elif before[rel] != signature:
                 emit(Change(EventKind.MODIFIED, rel))
         before = after
+        if stopping:
+            return
         pause = max(POLL_INTERVAL, time.monotonic() - started)  # at most half the time looking
 
 
@@ -291,4 +294,5 @@ def _watch_inotify(
                     on_rescan()
             except WatchLimitReached:
                 return True
+        tree.drain()
     return False
