@@ -994,7 +994,7 @@ def machine() -> dict[str, Any]:
 # -- main -------------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
+def interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every ``finally``: watchers are stopped
 
 
@@ -1005,7 +1005,7 @@ class _Result(Protocol):
 R = TypeVar("R", bound=_Result)
 
 
-def _guarded(console: Console, label: str, measure: Callable[[], R], failed: R) -> R:
+def guarded(console: Console, label: str, measure: Callable[[], R], failed: R) -> R:
     """Run one measurement; an exception is recorded in its result, not fatal to the run."""
     console.print(label)
     try:
@@ -1029,14 +1029,14 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     try:
         edits = cfg.files * cfg.rounds
         for name in ("scribe", "naive", "floor"):
-            latency[name] = _guarded(
+            latency[name] = guarded(
                 console, f"(a) latency: {name}, {cfg.edits} edits",
                 partial(run_latency, by_name[name], cfg, scratch, console), Latency(cfg.edits),
             )  # fmt: skip
         runs: dict[str, list[Throughput]] = {"scribe": [], "scribe-no-journal": []}
         for i in range(cfg.journal_pairs):  # interleaved: the disk's mood hits both alike
             for name, done in runs.items():
-                done.append(_guarded(
+                done.append(guarded(
                     console,
                     f"(b) throughput: {name}, {edits} edits over {cfg.files} files "
                     f"({i + 1}/{cfg.journal_pairs})",
@@ -1051,12 +1051,12 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
             if a.drain_s and b.drain_s
         ]
         for name in ("naive", "floor"):
-            throughput[name] = _guarded(
+            throughput[name] = guarded(
                 console, f"(b) throughput: {name}, {edits} edits over {cfg.files} files",
                 partial(run_throughput, by_name[name], cfg, scratch), Throughput(cfg.files, edits),
             )  # fmt: skip
         for name in ("scribe", "naive", "floor"):
-            scans[name] = _guarded(
+            scans[name] = guarded(
                 console, f"(d) --scan: {name}, {cfg.scan_files} files",
                 partial(run_scan, by_name[name], cfg, scratch), Scan(cfg.scan_files),
             )  # fmt: skip
@@ -1111,7 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.floor is not None:
         return floor_main(args.floor.resolve(), scan=args.scan)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         run(QUICK if args.quick else FULL, args.out, keep=args.keep, quick=args.quick)
     except KeyboardInterrupt:

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psutil  # type: ignore[import-untyped]
 from inotify_simple import flags
@@ -58,6 +58,8 @@ from engine import (
     DirWatch,
     Watcher,
     atomic_write,
+    guarded,
+    interrupt,
     is_corrupt,
     machine,
     make_repo,
@@ -73,8 +75,7 @@ from engine import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from types import FrameType, TracebackType
+    from types import TracebackType
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = BENCH_DIR / "results" / "ops.json"
@@ -507,7 +508,7 @@ def run_observability(cfg: Config, scratch: Path, console: Console) -> Observabi
     result = Observability(cfg.obs_files, cfg.trace_sample)
     for i in range(cfg.obs_pairs):
         pair = [
-            measured(
+            guarded(
                 console,
                 f"(1) observability {mode}: --scan of {cfg.obs_files} files "
                 f"({i + 1}/{cfg.obs_pairs})",
@@ -938,28 +939,6 @@ def render(rows: list[Row], title: str) -> Table:
 # -- main -----------------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through every ``finally``: watchers are stopped
-
-
-class _Result(Protocol):
-    error: str | None
-
-
-R = TypeVar("R", bound=_Result)
-
-
-def measured(console: Console, label: str, measure: Callable[[], R], failed: R) -> R:
-    """Run one measurement; an exception is recorded in its result, not fatal to the run."""
-    console.print(label)
-    try:
-        return measure()
-    except Exception as exc:  # report the rest of the run anyway
-        console.print(f"[red]{label}: {type(exc).__name__}: {exc}[/]")
-        failed.error = f"{type(exc).__name__}: {exc}"
-        return failed
-
-
 def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     console = Console(stderr=True)
     for name in [n for n in os.environ if n.startswith("OTEL_")]:
@@ -968,20 +947,20 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
     load_before = os.getloadavg()
     try:
-        obs = measured(
+        obs = guarded(
             console, "(1) observability cost",
             partial(run_observability, cfg, scratch, console),
             Observability(cfg.obs_files, cfg.trace_sample),
         )  # fmt: skip
-        storm = measured(
+        storm = guarded(
             console, f"(2) storm: git checkout of {cfg.storm_files} files",
             partial(run_storm, cfg, scratch), Storm(cfg.storm_files),
         )  # fmt: skip
-        reload = measured(
+        reload = guarded(
             console, f"(3) hot reload, {cfg.reloads} rules saves",
             partial(run_reload, cfg, scratch), Reload(cfg.reloads),
         )  # fmt: skip
-        stop = measured(
+        stop = guarded(
             console, f"(4) graceful stop with {cfg.stop_files} files queued",
             partial(run_stop, cfg, scratch), Stop(cfg.stop_files),
         )  # fmt: skip
@@ -1039,7 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
         help="share of events traced in the 'on' runs (standard ratio sampler; default all)",
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         cfg = replace(QUICK if args.quick else FULL, trace_sample=args.trace_sample)
         run(cfg, args.out, keep=args.keep, quick=args.quick)

@@ -18,7 +18,9 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
 
 from scribe import __version__, records
 from scribe.config import LIVE_SETTINGS, Settings, load_settings
@@ -51,6 +53,9 @@ from scribe.startup import (
 )
 from scribe.watch import POLL_INTERVAL, Change, Ignore, scan, watch
 
+if TYPE_CHECKING:
+    from scribe.observe.server import OpsServer
+
 log = logging.getLogger("scribe")
 
 #: A polled file is ready once it has looked unchanged for this long: a change is
@@ -79,7 +84,7 @@ class WatchService:
         rules_fixed: bool,
         flags: Mapping[str, Any],
         listen_given: bool,
-        console: Any = None,
+        console: Console,
     ) -> None:
         self.root = root
         self.settings = settings
@@ -171,7 +176,7 @@ class WatchService:
             server.close()
         return len(left)
 
-    def _serve(self) -> Any:
+    def _serve(self) -> OpsServer | None:
         """The operations endpoints, unless ``listen: off``; a taken default port is
         a warning (another Scribe may watch another repository), a given one an error."""
         if self.settings.listen.strip().lower() == "off":
