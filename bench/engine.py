@@ -994,6 +994,36 @@ def machine() -> dict[str, Any]:
 # -- main -------------------------------------------------------------------------------
 
 
+def write_report(
+    out: Path,
+    console: Console,
+    *,
+    quick: bool,
+    elapsed: float,
+    cfg: Any,
+    load_before: tuple[float, float, float],
+    all_pass: bool,
+    **sections: Any,
+) -> dict[str, Any]:
+    """Write a bench's JSON: when, mode, machine and config, the verdict, then the
+    bench's own ``sections``; say where, and how loaded the machine was."""
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "elapsed_s": elapsed,
+        "machine": {**machine(), "loadavg_at_start": load_before},
+        "config": asdict(cfg),
+        "all_pass": all_pass,
+        **sections,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    load = report["machine"]["loadavg_at_end"][0]
+    console.print(f"1-min load average {load_before[0]:.2f} at start, {load:.2f} at end")
+    console.print(f"wrote {out}")
+    return report
+
+
 def interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every ``finally``: watchers are stopped
 
@@ -1069,14 +1099,15 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     title = f"scribe engine benchmark ({'quick' if quick else 'full'} run, {elapsed:.0f} s)"
     Console(width=max(Console().width, 132)).print(render(rows, title))
-    report: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
-        "elapsed_s": elapsed,
-        "machine": {**machine(), "loadavg_at_start": load_before},
-        "config": asdict(cfg),
-        "all_pass": all(row.passed for row in rows if row.passed is not None),
-        "summary": [
+    return write_report(
+        out,
+        console,
+        quick=quick,
+        elapsed=elapsed,
+        cfg=cfg,
+        load_before=load_before,
+        all_pass=all(row.passed for row in rows if row.passed is not None),
+        summary=[
             {
                 "metric": row.metric,
                 "unit": row.unit,
@@ -1088,17 +1119,11 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
             }
             for row in rows
         ],
-        "latency": {k: asdict(v) for k, v in latency.items()},
-        "throughput": {k: asdict(v) for k, v in throughput.items()},
-        "journal_cost_ratios": journal_ratios,
-        "scan": {k: asdict(v) for k, v in scans.items()},
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    load = report["machine"]["loadavg_at_end"][0]
-    console.print(f"1-min load average {load_before[0]:.2f} at start, {load:.2f} at end")
-    console.print(f"wrote {out}")
-    return report
+        latency={k: asdict(v) for k, v in latency.items()},
+        throughput={k: asdict(v) for k, v in throughput.items()},
+        journal_cost_ratios=journal_ratios,
+        scan={k: asdict(v) for k, v in scans.items()},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

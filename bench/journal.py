@@ -38,7 +38,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine import machine, percentile
+from engine import percentile, ratio, write_report
 from scribe.journal import NewEntry, Query, SqliteJournal
 from scribe.journal.entry import (
     EVENT_OBSERVED,
@@ -309,10 +309,6 @@ class Row:
     unit: str = ""
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
 def _fmt(value: float | None) -> str:
     if value is None:
         return "—"
@@ -327,7 +323,7 @@ def render(rows: list[Row], title: str) -> Table:
         table.add_column(column, justify="left" if column in ("metric", "target") else "right")
     for row in rows:
         s, n, f = (row.values.get(k) for k in ("scribe", "naive", "floor"))
-        ratios = [_ratio(s, n), _ratio(s, f)]
+        ratios = [ratio(s, n), ratio(s, f)]
         verdict = "—" if row.passed is None else "[green]pass[/]" if row.passed else "[red]FAIL[/]"
         table.add_row(
             row.metric + (f" ({row.unit})" if row.unit else ""),
@@ -396,31 +392,28 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     title = f"scribe journal benchmark ({'quick' if quick else 'full'} run, {elapsed:.0f} s)"
     Console(width=max(Console().width, 132)).print(render(rows, title))
-    report: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
-        "elapsed_s": elapsed,
-        "machine": {**machine(), "loadavg_at_start": load_before},
-        "config": asdict(cfg),
-        "all_pass": all(row.passed for row in rows if row.passed is not None),
-        "summary": [
+    return write_report(
+        out,
+        console,
+        quick=quick,
+        elapsed=elapsed,
+        cfg=cfg,
+        load_before=load_before,
+        all_pass=all(row.passed for row in rows if row.passed is not None),
+        summary=[
             {
                 "metric": row.metric,
                 "unit": row.unit,
                 "target": row.target,
                 "pass": row.passed,
                 **row.values,
-                "scribe/naive": _ratio(row.values.get("scribe"), row.values.get("naive")),
-                "scribe/floor": _ratio(row.values.get("scribe"), row.values.get("floor")),
+                "scribe/naive": ratio(row.values.get("scribe"), row.values.get("naive")),
+                "scribe/floor": ratio(row.values.get("scribe"), row.values.get("floor")),
             }
             for row in rows
         ],
         **details,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    console.print(f"wrote {out}")
-    return report
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,6 @@ from engine import (
     guarded,
     interrupt,
     is_corrupt,
-    machine,
     make_repo,
     parse_stamp,
     read_text,
@@ -72,6 +71,7 @@ from engine import (
     user_text,
     wait_rewrite,
     write_plain,
+    write_report,
 )
 
 if TYPE_CHECKING:
@@ -973,15 +973,16 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     title = f"scribe operations benchmark ({'quick' if quick else 'full'} run, {elapsed:.0f} s)"
     Console(width=max(Console().width, 132)).print(render(rows, title))
-    report: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
-        "elapsed_s": elapsed,
-        "machine": {**machine(), "loadavg_at_start": load_before},
-        "config": asdict(cfg),
-        "all_pass": all(row.passed for row in rows if row.passed is not None),
-        "proof": obs.proof,
-        "summary": [
+    return write_report(
+        out,
+        console,
+        quick=quick,
+        elapsed=elapsed,
+        cfg=cfg,
+        load_before=load_before,
+        all_pass=all(row.passed for row in rows if row.passed is not None),
+        proof=obs.proof,
+        summary=[
             {
                 "metric": row.metric,
                 "unit": row.unit,
@@ -993,17 +994,11 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
             }
             for row in rows
         ],
-        "observability": asdict(obs),
-        "storm": asdict(storm),
-        "reload": asdict(reload),
-        "stop": {**asdict(stop), "torn": stop.torn},
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    load = report["machine"]["loadavg_at_end"][0]
-    console.print(f"1-min load average {load_before[0]:.2f} at start, {load:.2f} at end")
-    console.print(f"wrote {out}")
-    return report
+        observability=asdict(obs),
+        storm=asdict(storm),
+        reload=asdict(reload),
+        stop={**asdict(stop), "torn": stop.torn},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
