@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,7 +24,14 @@ from rich.table import Table
 from rich.text import Text
 
 from scribe import __version__, quarantine, records
-from scribe.config import STATE_DIR, Settings, load_layers, load_settings, settings_schema
+from scribe.config import (
+    STATE_DIR,
+    Loaded,
+    Settings,
+    load_layers,
+    load_settings,
+    settings_schema,
+)
 from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ContentChanged, FileBusy, ScribeError
 from scribe.journal.commands import register as register_journal_commands
@@ -101,13 +108,20 @@ def find_root(start: Path) -> Path:
 
 
 def _setup(
-    root: Path | None, rules: Path | None, paths: list[Path] | None, **overrides: object
+    root: Path | None, rules: Path | None, paths: list[Path] | None, **overrides: Any
 ) -> tuple[Path, Settings, list[CompiledRule]]:
+    base, loaded, _, compiled = _load(root, rules, paths, **overrides)
+    return base, loaded.settings, compiled
+
+
+def _load(
+    root: Path | None, rules: Path | None, paths: list[Path] | None, **overrides: Any
+) -> tuple[Path, Loaded, Path, list[CompiledRule]]:
+    """The root, the settings with their sources, the rules file and its rules."""
     base = root.resolve() if root else find_root(paths[0] if paths else Path.cwd())
-    settings = load_settings(base, **overrides)
-    rules_path = rules.resolve() if rules else base / settings.rules
-    display = _display(rules_path, base)
-    return base, settings, load_rules(rules_path, display=display)
+    loaded = load_layers(base, **overrides)
+    rules_path = rules.resolve() if rules else base / loaded.settings.rules
+    return base, loaded, rules_path, load_rules(rules_path, display=_display(rules_path, base))
 
 
 def _display(path: Path, root: Path) -> str:
@@ -626,11 +640,11 @@ def watch_command(
         "log_file": str(log_file) if log_file else None,
     }
     logs.configure("info")  # until the settings (the level among them) are known
-    base, settings, compiled = _setup(root, rules, [root] if root else None, **flags)
+    base, loaded, rules_path, compiled = _load(root, rules, [root] if root else None, **flags)
+    settings = loaded.settings
     log_path = Path(settings.log_file) if settings.log_file else None
     logs.configure(settings.log_level, log_file=base / log_path if log_path is not None else None)
     tracing.configure("engine")
-    rules_path = rules.resolve() if rules else base / settings.rules
     service = WatchService(
         base,
         settings,
@@ -639,18 +653,13 @@ def watch_command(
         rules_display=_display(rules_path, base),
         rules_fixed=rules is not None,
         flags=flags,
-        listen_given=listen is not None or _given(base, "listen"),
+        listen_given=loaded.sources["listen"].kind != "default",
         console=err,
     )
     try:
         service.run(scan_first=scan_first)
     finally:
         tracing.shutdown()
-
-
-def _given(root: Path, key: str) -> bool:
-    """The setting was set by the user (file or environment), not left at its default."""
-    return load_layers(root).sources[key].kind != "default"
 
 
 def _version(value: bool) -> None:

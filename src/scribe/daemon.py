@@ -525,6 +525,7 @@ class WatchService:
     def status(self) -> dict[str, Any]:
         """What ``/status`` reports."""
         breakers = {rule: str(state) for rule, state in self.engine.breakers.states().items()}
+        depth = self.scheduler.depth
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -533,9 +534,9 @@ class WatchService:
             "uptime_s": round(time.monotonic() - self._started, 3),
             "last_event_at": self._last_event_at.isoformat() if self._last_event_at else None,
             "ready": not self.not_ready(),
-            "queue_depth": self.scheduler.depth,
+            "queue_depth": depth,
             "high_water": self.scheduler.high_water,
-            "pending": self.scheduler.depth,
+            "pending": depth,
             "quarantined": self._quarantined(),
             "polling": self.polling,
             "rules_file": self.rules_display,
