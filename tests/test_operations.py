@@ -224,14 +224,21 @@ def test_health_endpoints_of_a_running_watch(repo: Path, scribe: Start, tmp_path
 
     write(repo / "a.md", "---\ntitle: a\n---\n")
     assert wait_until(lambda: has(repo / "a.md", "modified"), 10), proc.log()
+
+    def logged() -> list[dict[str, Any]]:
+        lines = log_file.read_text().splitlines() if log_file.exists() else []
+        return [json.loads(line) for line in lines]
+
+    # The file is visible before Scribe has counted and logged its rewrite; the line
+    # comes last, so once it is in the log file the metrics and status hold it too.
+    assert wait_until(lambda: any(r["event"] == "rewrote" for r in logged()), 5), proc.log()
     status = json.loads(get(f"{base}/status", token="s3cret")[1])
     assert status["last_event_at"] is not None
     code, text = get(f"{base}/metrics")
     assert code == 200
     assert re.search(r'^scribe_rewrites_total\{rule="stamp"\} [1-9]', text, re.MULTILINE), text
     assert re.search(r"^scribe_event_to_write_seconds_count [1-9]", text, re.MULTILINE), text
-    logged = [json.loads(line) for line in log_file.read_text().splitlines()]
-    [rewrote] = [r for r in logged if r["event"] == "rewrote"]
+    [rewrote] = [r for r in logged() if r["event"] == "rewrote"]
     assert (rewrote["path"], rewrote["rule"], rewrote["result"]) == ("a.md", "stamp", "written")
     assert isinstance(rewrote["seq"], int)
     assert rewrote["duration_ms"] > 0
