@@ -49,6 +49,15 @@ ENGINE_STARTED = "engine.started"
 ENGINE_STOPPED = "engine.stopped"
 SCOPE_VIOLATION = "scope.violation"
 JOURNAL_FLAGGED = "journal.flagged"
+# Kinds the MCP server writes for agents.
+AGENT_EVENT = "agent.event"  # sentinel mode: an event an agent reports
+AGENT_ENTRY = "agent.entry"  # project mode: a progress log entry
+FILE_READ = "file.read"  # provenance of a read: never the content
+CASE_OPENED = "case.opened"
+CASE_UPDATED = "case.updated"
+CASE_CLOSED = "case.closed"
+DOC_CHANGED = "doc.changed"
+PROJECT_SET = "project.set"
 
 #: The mark each kind gets in ``JOURNAL.md``; unknown kinds get ``DEFAULT_EMOJI``.
 EMOJI: Mapping[str, str] = {
@@ -74,6 +83,14 @@ EMOJI: Mapping[str, str] = {
     ENGINE_STOPPED: "⏹️",
     SCOPE_VIOLATION: "⛔",
     JOURNAL_FLAGGED: "⚠️",
+    AGENT_EVENT: "🛰️",
+    AGENT_ENTRY: "🗒️",
+    FILE_READ: "📖",
+    CASE_OPENED: "🐞",
+    CASE_UPDATED: "🔗",
+    CASE_CLOSED: "✔️",
+    DOC_CHANGED: "📄",
+    PROJECT_SET: "📁",
 }
 DEFAULT_EMOJI = "📝"
 KINDS = tuple(EMOJI)
