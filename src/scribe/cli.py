@@ -662,6 +662,70 @@ def watch_command(
         tracing.shutdown()
 
 
+@app.command("mcp")
+def mcp_command(
+    roots: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Repositories to serve (default: found from the current directory)."),
+    ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve streamable HTTP here instead of stdio; beyond loopback a bearer "
+            "token (SCRIBE_MCP_TOKEN or --token-file) is required.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="File holding the HTTP bearer token.")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error (to stderr).")
+    ] = "warning",
+) -> None:
+    """Serve the MCP server to AI agents: over stdio, or streamable HTTP with --http."""
+    from scribe.mcp.server import build_server, run_http, run_stdio
+    from scribe.observe import logs
+    from scribe.observe.server import parse_listen
+
+    logs.configure(log_level.lower(), json=True)  # stderr only: stdout is the protocol's
+    bases = [r.resolve() for r in roots] if roots else [find_root(Path.cwd())]
+    for base in bases:
+        if not base.is_dir():
+            raise typer.BadParameter(f"{base} is not a directory")
+    address = None
+    if http is not None:
+        try:
+            address = parse_listen(http)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--http") from None
+    token = _mcp_token(bases[0], token_file) if address else None
+    server, door = build_server(bases)
+    try:
+        if address is None:
+            run_stdio(server)
+        else:
+            run_http(server, address[0], address[1], token)
+    finally:
+        door.close()
+
+
+def _mcp_token(root: Path, token_file: Path | None) -> str | None:
+    """The bearer token: --token-file, else SCRIBE_MCP_TOKEN / mcp_token, else mcp_token_file."""
+    settings = load_settings(root)
+    path = token_file or (root / settings.mcp_token_file if settings.mcp_token_file else None)
+    if path is None:
+        return settings.mcp_token
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ScribeError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if not token:
+        raise ScribeError(f"the token file {path} is empty")
+    return token
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"scribe {__version__}")

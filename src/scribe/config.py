@@ -114,6 +114,32 @@ class Settings(BaseSettings):
         None, description="also append JSON log lines to this file (relative to the root)"
     )
 
+    mcp_deny: list[str] = Field(
+        default_factory=list,
+        description="more paths the MCP server never lets agents read (gitignore-style, "
+        "relative to the root); added to the built-in denylist, never replacing it",
+    )
+    mcp_allow_absolute: list[str] = Field(
+        default_factory=list,
+        description="absolute folders outside the repository that agents may read",
+    )
+    mcp_chunk_bytes: int = Field(
+        65_536, ge=1024, le=16 * 1024 * 1024, description="most bytes in one read_file chunk"
+    )
+    mcp_doc_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="more names for project documents, alias -> canonical key "
+        "(architecture, phase_plan, checklist, progress_log)",
+    )
+    mcp_token: str | None = Field(
+        None,
+        description="bearer token of scribe mcp --http (better given as SCRIBE_MCP_TOKEN); "
+        "required when it listens beyond loopback",
+    )
+    mcp_token_file: str | None = Field(
+        None, description="file holding the bearer token of scribe mcp --http"
+    )
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
