@@ -13,11 +13,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -41,6 +43,7 @@ from scribe.mcp.failures import (
     SCOPE_VIOLATION as SCOPE,
 )
 from scribe.mcp.sessions import Session, Sessions, recall, remember
+from scribe.mcp.stdio import serve_stdio
 from scribe.startup import required_journal
 
 log = logging.getLogger("scribe")
@@ -128,6 +131,7 @@ class Door:
         modes: frozenset[Mode],
         work: Callable[[Call, Repository, Session], Mapping[str, Any]],
     ) -> CallToolResult:
+        started = time.perf_counter()
         call: Call | None = None
         try:
             context, root = parse_context(raw_context, self.roots)
@@ -141,13 +145,37 @@ class Door:
                 )
             session = self._session(ctx)
             call = Call(context, root, session.id)
-            return ok(work(call, self.repositories[root], session))
+            result = ok(work(call, self.repositories[root], session))
+            self._log(tool, call, started, "ok")
+            return result
         except ToolFailure as failure:
             if failure.code == SCOPE and call is not None:
                 self._journal_violation(call, tool, failure)
+            self._log(tool, call, started, failure.code)
             return failed(failure)
         except JournalUnavailable as exc:
+            self._log(tool, call, started, UNAVAILABLE)
             return failed(ToolFailure(UNAVAILABLE, f"the journal cannot take the entry: {exc}"))
+
+    @staticmethod
+    def _log(tool: str, call: Call | None, started: float, result: str) -> None:
+        """One line per call, never its arguments' content; refusals at info."""
+        level = logging.DEBUG if result == "ok" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "tool": tool,
+            "result": result,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if call is not None:
+            fields |= {
+                "session": call.session_id,
+                "execution_id": call.context.execution_id,
+                "agent": call.context.agent_identity.id,
+                "mode": call.context.mode,
+            }
+        log.log(level, "tool call", extra=fields)
 
     def _session(self, ctx: Context | None) -> Session:
         try:
@@ -270,7 +298,7 @@ def _session_tools(app: MCPServer[Any], door: Door) -> None:
 def run_stdio(app: MCPServer[Any]) -> None:
     """Serve one client over stdin/stdout; stdout carries protocol messages only (the
     SDK points the process's own stdout at stderr while it serves)."""
-    app.run("stdio")
+    anyio.run(serve_stdio, app)
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -1,0 +1,276 @@
+"""The MCP server through a real client: the door every call passes, sessions, the
+engine tools, and both transports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp_types import Tool
+
+from mcp_helpers import (
+    SCRIBE,
+    agent_context,
+    answer,
+    free_port,
+    http_server,
+    http_session,
+    make_repo,
+    stdio_session,
+)
+from scribe.journal import SqliteJournal
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+def run(body: Any) -> Any:
+    return anyio.run(body)
+
+
+def test_every_tool_publishes_a_real_input_schema(repo: Path) -> None:
+    async def body() -> list[Tool]:
+        async with stdio_session(repo) as session:
+            return (await session.list_tools()).tools
+
+    tools = run(body)
+    assert {"list_rules", "plan_file", "run_rules"} <= {t.name for t in tools}
+    for tool in tools:
+        schema = tool.input_schema
+        assert schema["type"] == "object"
+        assert "context" in schema["required"], tool.name
+        context = schema["properties"]["context"]
+        assert context["additionalProperties"] is False
+        assert {"repo_root", "mode", "execution_id", "agent_identity", "intent"} <= set(
+            context["required"]
+        )
+        assert "$ref" not in json.dumps(context)  # self-contained: clients need not resolve
+        assert tool.description
+
+
+def test_a_bad_context_is_refused_field_by_field_before_the_tool_runs(repo: Path) -> None:
+    context = agent_context(repo)
+    del context["intent"]
+    context["agent_identity"] = {"id": "a b"}  # bad id, no instance_id
+    context["timestamp_utc"] = "2026-12-01T10:00:00+02:00"
+
+    async def body() -> tuple[bool, dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            return answer(
+                await session.call_tool("run_rules", {"context": context, "path": "notes/a.md"})
+            )
+
+    is_error, result = run(body)
+    assert is_error
+    assert result["error"] == "invalid_context"
+    fields = {f["field"] for f in result["fields"]}
+    assert fields == {"intent", "agent_identity.id", "agent_identity.instance_id", "timestamp_utc"}
+    assert "modified:" not in (repo / "notes" / "a.md").read_text()  # the tool never ran
+
+
+@pytest.mark.parametrize(
+    ("root", "problem"),
+    [
+        ("relative/path", "must be an absolute path"),
+        ("/", "is not a repository this server serves"),
+    ],
+)
+def test_repo_root_must_be_a_root_the_server_serves(repo: Path, root: str, problem: str) -> None:
+    async def body() -> tuple[bool, dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            context = agent_context(repo, repo_root=root)
+            return answer(await session.call_tool("list_rules", {"context": context}))
+
+    is_error, result = run(body)
+    assert is_error
+    [field] = result["fields"]
+    assert field["field"] == "repo_root"
+    assert problem in field["problem"]
+
+
+def test_a_sibling_sharing_the_roots_prefix_is_not_the_root(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    evil = make_repo(tmp_path / "repo-evil")
+
+    async def body() -> tuple[bool, dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            context = agent_context(repo, repo_root=str(evil))
+            return answer(await session.call_tool("list_rules", {"context": context}))
+
+    is_error, result = run(body)
+    assert is_error
+    assert result["error"] == "invalid_context"
+
+
+def test_project_tools_fail_in_sentinel_mode(repo: Path) -> None:
+    async def body() -> tuple[bool, dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            context = agent_context(repo, mode="sentinel")
+            return answer(
+                await session.call_tool("plan_file", {"context": context, "path": "notes/a.md"})
+            )
+
+    is_error, result = run(body)
+    assert is_error
+    assert result["error"] == "wrong_mode"
+    assert "project-mode tool" in result["message"]
+
+
+def test_plan_file_shows_the_diff_and_run_rules_writes_and_journals(repo: Path) -> None:
+    note = repo / "notes" / "a.md"
+    before = note.read_bytes()
+
+    async def body() -> tuple[dict[str, Any], dict[str, Any], bytes]:
+        async with stdio_session(repo) as session:
+            context = agent_context(repo)
+            _, planned = answer(
+                await session.call_tool("plan_file", {"context": context, "path": "notes/a.md"})
+            )
+            untouched = note.read_bytes()
+            _, ran = answer(
+                await session.call_tool("run_rules", {"context": context, "path": "notes/a.md"})
+            )
+            return planned, ran, untouched
+
+    planned, ran, untouched = run(body)
+    assert planned["status"] == "planned"
+    assert "+modified: " in planned["diff"]
+    assert untouched == before  # planning wrote nothing
+    assert ran["status"] == "written"
+    assert "modified: " in note.read_text()
+    with SqliteJournal.for_root(repo) as journal:
+        written = journal.get(ran["seq"])
+    assert written is not None
+    assert written.kind == "file.written"
+    assert written.path == "notes/a.md"
+
+
+def test_list_rules_reports_an_invalid_rules_file_with_its_location(repo: Path) -> None:
+    (repo / ".scribe" / "rules.yaml").write_text("rules:\n  - id: x\n    onn: [created]\n")
+
+    async def body() -> tuple[bool, dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            return answer(await session.call_tool("list_rules", {"context": agent_context(repo)}))
+
+    is_error, result = run(body)
+    assert is_error
+    assert result["error"] == "invalid_argument"
+    assert any(".scribe/rules.yaml:3" in problem for problem in result["problems"])
+
+
+def test_stdout_carries_nothing_but_protocol_messages(repo: Path) -> None:
+    """Raw JSON-RPC over the pipes: every stdout line is a protocol message, even
+    when calls fail and the server logs."""
+    context = agent_context(repo)
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "run_rules", "arguments": {"context": context, "path": "notes/a.md"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "run_rules", "arguments": {"context": {}, "path": "x"}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "no_such_tool", "arguments": {}}},
+        "this is not json",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [SCRIBE, "mcp", str(repo), "--log-level", "debug"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        for request in requests:
+            process.stdin.write(
+                (request if isinstance(request, str) else json.dumps(request)) + "\n"
+            )
+        process.stdin.flush()
+        messages: list[dict[str, Any]] = []
+        replies: dict[int, dict[str, Any]] = {}
+        while not {1, 2, 3, 4} <= set(replies):
+            line = process.stdout.readline()
+            assert line, "the server closed stdout before answering every request"
+            message = json.loads(line)  # any stray output fails here
+            messages.append(message)
+            if message.get("id") is not None:
+                replies[message["id"]] = message
+        process.stdin.close()
+        rest = process.stdout.read()
+        process.wait(30)
+    finally:
+        process.kill()
+        process.wait()
+    messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    assert process.stderr is not None
+    logged = [json.loads(line) for line in process.stderr.read().splitlines()]
+    calls = [line for line in logged if line["event"] == "tool call"]
+    assert sorted(c["result"] for c in calls) == ["invalid_context", "ok"]  # on stderr
+    assert replies[2]["result"]["isError"] is False
+    assert replies[3]["result"]["isError"] is True
+
+
+def test_http_needs_a_token_beyond_loopback(repo: Path) -> None:
+    done = subprocess.run(
+        [SCRIBE, "mcp", str(repo), "--http", f"0.0.0.0:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "SCRIBE_MCP_TOKEN"},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "SCRIBE_MCP_TOKEN" in done.stderr
+
+
+def test_http_with_a_token_refuses_clients_without_it(repo: Path) -> None:
+    token = "s3cret-token-for-tests"
+    with http_server(repo, env={"SCRIBE_MCP_TOKEN": token}) as (url, _):
+        refused = httpx2.post(
+            url, json={}, headers={"Accept": "application/json, text/event-stream"}
+        )
+        wrong = httpx2.post(url, json={}, headers={"Authorization": "Bearer nope"})
+
+        async def body() -> tuple[bool, dict[str, Any]]:
+            async with http_session(url, token) as session:
+                return answer(
+                    await session.call_tool("list_rules", {"context": agent_context(repo)})
+                )
+
+        is_error, result = run(body)
+    assert refused.status_code == 401
+    assert wrong.status_code == 401
+    assert not is_error
+    assert [rule["id"] for rule in result["rules"]] == ["stamp"]
+
+
+def test_http_without_a_token_on_loopback_serves_and_rejects_a_foreign_host(repo: Path) -> None:
+    with http_server(repo, env={"SCRIBE_MCP_TOKEN": ""}) as (url, _):
+
+        async def body() -> tuple[bool, dict[str, Any]]:
+            async with http_session(url) as session:
+                return answer(
+                    await session.call_tool("list_rules", {"context": agent_context(repo)})
+                )
+
+        is_error, _ = run(body)
+        rebound = httpx2.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"Host": "evil.example:80", "Accept": "application/json, text/event-stream"},
+        )
+    assert not is_error
+    assert rebound.status_code == 421  # DNS rebinding: a page's Host is not ours
