@@ -233,7 +233,16 @@ class Query:
     ``since`` is inclusive and ``until`` exclusive. ``path_glob`` uses the rules'
     glob syntax (``notes/**/*.md``); ``text`` matches words and word prefixes of the
     message, payload and path, whatever punctuation it holds. ``after_seq`` is for
-    following: only entries appended after that one.
+    following: only entries appended after that one; ``before_seq`` pages back:
+    only entries before that one.
+
+    The rest select by what agents' entries carry in their payload (see
+    ``scribe.mcp.context``): ``execution_id``, ``agent_instance_id``
+    (``payload.agent.instance_id``), ``intent``, ``case_id`` and ``mode`` match the
+    payload key exactly; ``project`` matches entries whose ``payload.project`` is it
+    or whose ``payload.affected_dev_projects`` lists it; ``event_types`` matches
+    entries of those kinds and ``agent.event`` entries whose ``payload.event_type``
+    is one of them.
     """
 
     since: datetime | None = None
@@ -244,8 +253,16 @@ class Query:
     actor: str | None = None
     text: str | None = None
     after_seq: int | None = None
+    before_seq: int | None = None
     limit: int | None = None
     newest_first: bool = False
+    execution_id: str | None = None
+    agent_instance_id: str | None = None
+    intent: str | None = None
+    case_id: str | None = None
+    mode: str | None = None
+    project: str | None = None
+    event_types: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

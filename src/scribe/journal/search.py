@@ -9,12 +9,17 @@
   evaluated in C.
 * Text goes to the FTS5 index with each word quoted, so punctuation and quotes in
   user input are searched for, never parsed.
+* Agents' payload keys (execution, agent instance, case, intent, mode, event type)
+  have partial expression indexes; a project is found through ``entry_projects``,
+  which lists each entry under every project it names.
+* One filter's index drives the scan, chosen here (``_driver``); the others only
+  check the rows it yields.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wcmatch import glob
@@ -89,6 +94,30 @@ def fts_query(text: str) -> str | None:
     return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
 
 
+#: Payload keys with an index of their own (migration 3), by ``Query`` field, in the
+#: order they are preferred to drive a scan: the most selective first.
+PAYLOAD_KEYS = {
+    "case_id": "$.case_id",
+    "execution_id": "$.execution_id",
+    "agent_instance_id": "$.agent.instance_id",
+    "intent": "$.intent",
+    "mode": "$.mode",
+}
+EVENT_TYPE = "$.event_type"
+AGENT_EVENT = "agent.event"
+
+
+def _payload(path: str, *, seek: bool) -> str:
+    """The indexed payload value at ``path``; the ``json_valid`` term is what lets SQLite
+    use the partial index (and keeps a tampered, non-JSON row from failing the query)."""
+    value = f"json_extract(e.payload, '{path}')"
+    return f"json_valid(e.payload) AND {value if seek else '+' + value}"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
 def prefix_probe(prefix: str) -> tuple[str, list[Any]]:
     """SQL counting the entries under ``prefix``, up to ``NARROW`` (a cheap index walk)."""
     upper = _after_prefix(prefix)
@@ -97,37 +126,76 @@ def prefix_probe(prefix: str) -> tuple[str, list[Any]]:
     return sql, [prefix, *([upper] if upper is not None else []), NARROW]
 
 
+def types_probe(types: Sequence[str]) -> tuple[str, list[Any]]:
+    """SQL counting, up to ``NARROW`` each, the entries of kinds ``types`` and the
+    agent events of those event types (two index walks)."""
+    marks = _marks(types)
+    sql = (
+        f"SELECT (SELECT count(*) FROM (SELECT 1 FROM entries WHERE kind IN ({marks}) LIMIT ?))"
+        " + (SELECT count(*) FROM (SELECT 1 FROM entries AS e WHERE "
+        f"{_payload(EVENT_TYPE, seek=True)} IN ({marks}) LIMIT ?))"
+    )
+    return sql, [*types, NARROW, *types, NARROW]
+
+
+Probe = Callable[[str, list[Any]], int]
+
+
+def _driver(q: Query, match: str | None, probe: Probe) -> str | None:
+    """Which filter's index the scan walks, in seq order; the others are checked on
+    the rows it yields. Selective filters first; broad ones only when nothing
+    narrower was asked for, and a glob or event type only if it holds few entries."""
+    if q.path is not None or (q.path_glob is not None and glob_prefix(q.path_glob) == q.path_glob):
+        return "path"
+    for name in ("case_id", "execution_id", "agent_instance_id", "intent"):
+        if getattr(q, name) is not None:
+            return name
+    if match is not None:
+        return "text"
+    if q.project is not None:
+        return "project"
+    prefix = glob_prefix(q.path_glob) if q.path_glob is not None else ""
+    if prefix and probe(*prefix_probe(prefix)) < NARROW:
+        return "glob"
+    if q.event_types and probe(*types_probe(q.event_types)) < NARROW:
+        return "event_types"
+    for name in ("kinds", "actor", "mode"):
+        if getattr(q, name):
+            return name
+    return None
+
+
 def compile_query(
     q: Query,
     columns: str,
     first_seq: int | None,
     end_seq: int | None,
-    under: Callable[[str], int],
+    probe: Probe,
 ) -> tuple[str, list[Any]] | None:
     """SQL and parameters for ``q`` over ``entries AS e``, or None if nothing can match.
 
     ``first_seq``/``end_seq`` are the seq bounds the store found for ``since``/``until``;
-    ``under(prefix)`` counts entries under a path prefix (up to ``NARROW``).
-    Which index drives the scan is decided here, not left to SQLite's guesses (it
-    has no statistics on how paths, kinds and words are spread):
+    ``probe(sql, params)`` runs a counting statement (``prefix_probe``, ``types_probe``).
+    Which index drives the scan is decided here (see ``_driver``), not left to
+    SQLite's guesses: it has no statistics on how paths, kinds, payload keys and
+    words are spread. Every other filter is written so that SQLite cannot use its
+    index (unary ``+``), only check it on the rows the driver yields:
 
-    * A glob's literal prefix holding fewer than ``NARROW`` entries is sought in
-      the path index and its entries sorted; a broader one is only a filter while
-      walking back along seq, which stops at the limit with nothing to sort.
-    * Equality on path, kind or actor may use their indexes, which keep seq order.
-    * Text without an exact path: the full-text index drives, in seq order
-      (``CROSS JOIN`` fixes the loop order), so "the last 100" and ``-f`` stop
-      early. With an exact path, the text's matches are collected once (``IN``).
-      Never probed row by row, which FTS5 does slowly.
+    * Every index ends with seq, so the driver yields entries in seq order: "the
+      last 50" stops early, with nothing to sort.
+    * Text without a selective driver: the full-text index drives (``CROSS JOIN``
+      fixes the loop order). After a selective one (a path, case, execution, agent
+      instance or intent), the text's matches are collected once (``IN``). Never
+      probed row by row, which FTS5 does slowly.
+    * A project is looked up in ``entry_projects``, which drives or is probed.
+    * Event types match kinds or agent events' ``payload.event_type``: when they
+      drive, each value's index range is one arm of a ``UNION`` merged in seq order.
     """
     match = fts_query(q.text) if q.text is not None else None
     if q.text is not None and match is None:
         return None
-    exact = q.path is not None or (
-        q.path_glob is not None and glob_prefix(q.path_glob) == q.path_glob
-    )
-    text_drives = match is not None and not exact
-    seq = "t.rowid" if text_drives else "e.seq"
+    driver = _driver(q, match, probe)
+    seq = {"text": "t.rowid", "project": "p.seq"}.get(driver or "", "e.seq")
     where: list[str] = []
     params: list[Any] = []
 
@@ -135,7 +203,7 @@ def compile_query(
         where.append(condition)
         params.extend(values)
 
-    if text_drives:
+    if driver == "text":
         add("t.entries_text MATCH ?", match)
     elif match is not None:
         add("e.seq IN (SELECT rowid FROM entries_text WHERE entries_text MATCH ?)", match)
@@ -145,8 +213,16 @@ def compile_query(
         add(f"{seq} < ?", end_seq)
     if q.after_seq is not None:
         add(f"{seq} > ?", q.after_seq)
+    if q.before_seq is not None:
+        add(f"{seq} < ?", q.before_seq)
     if q.kinds:
-        add(f"e.kind IN ({', '.join('?' * len(q.kinds))})", *q.kinds)
+        add(f"{'' if driver == 'kinds' else '+'}e.kind IN ({_marks(q.kinds)})", *q.kinds)
+    if q.event_types and driver != "event_types":
+        add(
+            f"(+e.kind IN ({_marks(q.event_types)}) OR (+e.kind = ? AND "
+            f"{_payload(EVENT_TYPE, seek=False)} IN ({_marks(q.event_types)})))",
+            *q.event_types, AGENT_EVENT, *q.event_types,
+        )  # fmt: skip
     if q.path is not None:
         add("e.path = ?", q.path)
     if q.path_glob is not None:
@@ -154,27 +230,64 @@ def compile_query(
         if prefix == q.path_glob:  # no wildcard: one path
             add("e.path = ?", prefix)
         else:
-            seek = bool(prefix) and under(prefix) < NARROW
-            column = "e.path" if seek else "+e.path"  # unary + keeps SQLite off the index
+            path = "e.path" if driver == "glob" else "+e.path"
             if prefix:
-                add(f"{column} >= ?", prefix)
+                add(f"{path} >= ?", prefix)
                 if (upper := _after_prefix(prefix)) is not None:
-                    add(f"{column} < ?", upper)
+                    add(f"{path} < ?", upper)
             if (sieve := sql_glob(q.path_glob)) is not None:
                 add("+e.path GLOB ?", sieve)
             add("scribe_glob(?, e.path)", q.path_glob)
     if q.actor is not None:
-        add("e.actor = ?", q.actor)
-    source = (
-        "entries_text AS t CROSS JOIN entries AS e ON e.seq = t.rowid"
-        if text_drives
-        else "entries AS e"
-    )
+        add(f"{'' if driver == 'actor' else '+'}e.actor = ?", q.actor)
+    for name, key in PAYLOAD_KEYS.items():
+        if (value := getattr(q, name)) is not None:
+            add(f"{_payload(key, seek=driver == name)} = ?", value)
+    if q.project is not None:
+        if driver == "project":
+            add("p.project = ?", q.project)
+        else:
+            add("EXISTS (SELECT 1 FROM entry_projects AS p WHERE p.project = ? AND p.seq = e.seq)",
+                q.project)  # fmt: skip
+    order = "DESC" if q.newest_first else "ASC"
+    limit = [q.limit] if q.limit is not None else []
+    if driver == "event_types":
+        return _merged(q.event_types, columns, where, params, order, limit)
+    source = {
+        "text": "entries_text AS t CROSS JOIN entries AS e ON e.seq = t.rowid",
+        "project": "entry_projects AS p CROSS JOIN entries AS e ON e.seq = p.seq",
+    }.get(driver or "", "entries AS e")
     sql = f"SELECT {columns} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {seq} DESC" if q.newest_first else f" ORDER BY {seq}"
-    if q.limit is not None:
-        sql += " LIMIT ?"
-        params.append(q.limit)
-    return sql, params
+    sql += f" ORDER BY {seq} {order}" + (" LIMIT ?" if limit else "")
+    return sql, params + limit
+
+
+def _merged(
+    types: Sequence[str],
+    columns: str,
+    where: list[str],
+    params: list[Any],
+    order: str,
+    limit: list[int],
+) -> tuple[str, list[Any]]:
+    """One ``UNION`` arm per kind and per agent event type, each an index range in seq
+    order with every other filter; SQLite merges them and stops at the limit."""
+    common = "".join(f" AND {condition}" for condition in where)
+    arms: list[str] = []
+    values: list[Any] = []
+    for kind in types:
+        arms.append(f"SELECT e.seq FROM entries AS e WHERE e.kind = ?{common}")
+        values += [kind, *params]
+    for event_type in types:
+        arms.append(
+            f"SELECT e.seq FROM entries AS e WHERE {_payload(EVENT_TYPE, seek=True)} = ? "
+            f"AND +e.kind = ?{common}"
+        )
+        values += [event_type, AGENT_EVENT, *params]
+    inner = " UNION ".join(arms)
+    if limit:
+        inner += f" ORDER BY 1 {order} LIMIT ?"
+    sql = f"SELECT {columns} FROM entries AS e WHERE e.seq IN ({inner}) ORDER BY e.seq {order}"
+    return sql, values + limit

@@ -27,7 +27,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -47,7 +47,7 @@ from scribe.journal.entry import (
     stamp,
 )
 from scribe.journal.head import HeadFile, read_head
-from scribe.journal.search import compile_query, glob_match, prefix_probe
+from scribe.journal.search import compile_query, glob_match
 
 log = logging.getLogger("scribe")
 
@@ -96,6 +96,49 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE text_progress (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER)",
         "INSERT INTO text_progress VALUES (1, (SELECT coalesce(max(seq), 0) FROM entries))",
     ),
+    # 3: agents' queries. Partial indexes on the payload keys they filter by: engine
+    # entries have none of these keys and get no index entries (an engine append
+    # only evaluates the conditions). ``json_valid`` first, so a row whose payload is
+    # not JSON (only tampering makes one) stays out of them instead of failing the
+    # upgrade; ``verify`` reports it. ``entry_projects`` lists each entry under every
+    # project it names (``payload.project`` and ``payload.affected_dev_projects``),
+    # written in the entry's own transaction; it is as append-only as the entries.
+    # Every statement may run again on a database that already has its object.
+    (
+        *(
+            f"""CREATE INDEX IF NOT EXISTS entries_{name} ON entries(json_extract(payload, '{key}'))
+                WHERE json_valid(payload) AND json_extract(payload, '{key}') IS NOT NULL"""
+            for name, key in (
+                ("execution", "$.execution_id"),
+                ("agent_instance", "$.agent.instance_id"),
+                ("case", "$.case_id"),
+                ("intent", "$.intent"),
+                ("mode", "$.mode"),
+                ("event_type", "$.event_type"),
+            )
+        ),
+        """CREATE TABLE IF NOT EXISTS entry_projects (
+            project TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (project, seq)
+        ) WITHOUT ROWID""",
+        """INSERT OR IGNORE INTO entry_projects (project, seq)
+            SELECT json_extract(payload, '$.project'), seq FROM entries
+            WHERE json_valid(payload) AND json_type(payload, '$.project') = 'text'""",
+        """INSERT OR IGNORE INTO entry_projects (project, seq)
+            SELECT j.value, e.seq
+            FROM entries AS e, json_each(e.payload, '$.affected_dev_projects') AS j
+            WHERE json_valid(e.payload)
+            AND json_type(e.payload, '$.affected_dev_projects') = 'array' AND j.type = 'text'""",
+        """CREATE TRIGGER IF NOT EXISTS entry_projects_no_update
+            BEFORE UPDATE ON entry_projects BEGIN
+            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be changed');
+        END""",
+        """CREATE TRIGGER IF NOT EXISTS entry_projects_no_delete
+            BEFORE DELETE ON entry_projects BEGIN
+            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be deleted');
+        END""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -105,6 +148,7 @@ _COLUMNS = (
 )
 _E_COLUMNS = ", ".join(f"e.{name}" for name in _COLUMNS.split(", "))
 _INSERT = f"INSERT INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_INSERT_PROJECT = "INSERT INTO entry_projects (project, seq) VALUES (?, ?)"
 _INDEX_TEXT = (
     "INSERT INTO entries_text(rowid, path, message, payload) "
     "SELECT seq, path, message, payload FROM entries WHERE seq > ? ORDER BY seq"
@@ -123,6 +167,17 @@ _CHUNK = 10_000
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def projects_named(payload: Mapping[str, Any]) -> set[str]:
+    """The projects an entry is filed under: ``payload.project`` and every name in
+    ``payload.affected_dev_projects`` (what migration 3 computes in SQL for old rows)."""
+    named = payload.get("project")
+    projects = {named} if isinstance(named, str) else set()
+    affected = payload.get("affected_dev_projects")
+    if isinstance(affected, list):
+        projects.update(name for name in affected if isinstance(name, str))
+    return projects
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -219,8 +274,10 @@ class SqliteJournal:
                 seq, last_ts, prev = last if last else (0, "", GENESIS)
                 ts = max(stamp(self._clock()), last_ts)
                 sealed, rows = [], []
+                projects: list[tuple[str, int]] = []
                 for new in entries:
                     seq += 1
+                    projects.extend((name, seq) for name in projects_named(new.payload))
                     entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
                     prev = entry.hash
                     sealed.append(entry)
@@ -232,6 +289,8 @@ class SqliteJournal:
                         )
                     )  # fmt: skip
                 db.executemany(_INSERT, rows)
+                if projects:
+                    db.executemany(_INSERT_PROJECT, projects)
                 db.execute("COMMIT")
             finally:
                 if db.in_transaction:
@@ -293,11 +352,11 @@ class SqliteJournal:
             return []
         if q.until is not None:
             end_seq = self._first_seq_at(q.until)
-        compiled = compile_query(q, _E_COLUMNS, first_seq, end_seq, self._count_under)
+        compiled = compile_query(q, _E_COLUMNS, first_seq, end_seq, self._count)
         return [_entry(row) for row in self._all(*compiled)] if compiled else []
 
-    def _count_under(self, prefix: str) -> int:
-        return int(self._one(*prefix_probe(prefix))[0])
+    def _count(self, sql: str, params: list[Any]) -> int:
+        return int(self._one(sql, params)[0])
 
     def open_work(
         self, pending_kind: str = WORK_PENDING, done_kind: str = WORK_DONE
