@@ -13,11 +13,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -32,6 +33,7 @@ from scribe.files import enable_writer_probe
 from scribe.journal.entry import SCOPE_VIOLATION, JournalUnavailable, NewEntry
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.context import PROJECT, SENTINEL, Call, ExecutionContext, Mode, parse_context
+from scribe.mcp.docs import ACTIONS, Docs
 from scribe.mcp.engine_tools import EngineTools
 from scribe.mcp.failures import (
     INVALID_ARGUMENT,
@@ -42,11 +44,16 @@ from scribe.mcp.failures import (
 from scribe.mcp.failures import (
     SCOPE_VIOLATION as SCOPE,
 )
+from scribe.mcp.progress_line import STATUS_EMOJI, MetaValue
+from scribe.mcp.projects import Projects
 from scribe.mcp.sessions import Session, Sessions, recall, remember
 from scribe.mcp.stdio import serve_stdio
 from scribe.startup import required_journal
 
 log = logging.getLogger("scribe")
+
+#: Idempotency keys remembered per server (oldest forgotten first).
+MAX_IDEMPOTENCY_KEYS = 100_000
 
 BOTH: frozenset[Mode] = frozenset({PROJECT, SENTINEL})
 ONLY_PROJECT: frozenset[Mode] = frozenset({PROJECT})
@@ -88,13 +95,23 @@ class Repository:
     settings: Settings
     journal: JournalWriter
     engine: EngineTools
+    projects: Projects
+    docs: Docs
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, root: Path) -> Repository:
         settings = load_settings(root)
         journal = required_journal(root, settings)
-        return cls(root, settings, journal, EngineTools(root, settings, journal))
+        projects = Projects(root, journal)
+        return cls(
+            root,
+            settings,
+            journal,
+            EngineTools(root, settings, journal),
+            projects,
+            Docs(root, journal, projects, aliases=settings.mcp_doc_aliases),
+        )
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -122,6 +139,9 @@ class Door:
         self.repositories = {repo.root: repo for repo in repositories}
         self.roots = list(self.repositories)
         self.sessions = Sessions()
+        self._once: dict[tuple[Path, str, str, str], Mapping[str, Any]] = {}
+        self._once_locks: dict[tuple[Path, str, str, str], threading.Lock] = {}
+        self._once_lock = threading.Lock()
 
     def serve(
         self,
@@ -179,11 +199,15 @@ class Door:
 
     def _session(self, ctx: Context | None) -> Session:
         try:
-            connection = ctx.session if ctx is not None else None
+            request_session = ctx.session if ctx is not None else None
         except ValueError:  # called directly, outside any request
-            connection = None
-        if ctx is None or connection is None:  # one shared session for direct calls
+            request_session = None
+        if ctx is None or request_session is None:  # one shared session for direct calls
             return self.sessions.for_connection(self)
+        # The SDK makes a ServerSession per request; the connection behind it is what
+        # lasts (one per stdio process, one per streamable HTTP session). It has no
+        # public accessor, hence the guarded lookup; the session tests catch a change.
+        connection = getattr(request_session, "_connection", None) or request_session
         headers = ctx.headers or {}
         return self.sessions.for_connection(connection, headers.get("mcp-session-id"))
 
@@ -218,8 +242,30 @@ class Door:
         return current
 
     def global_project(self, root: Path) -> str | None:
-        """Overridden once the project registry is wired: the repository's current project."""
-        return None
+        """The repository's current project: the last one any session set."""
+        return self.repositories[root].projects.current()
+
+    def once(
+        self, call: Call, tool: str, key: str | None, work: Callable[[], Mapping[str, Any]]
+    ) -> Mapping[str, Any]:
+        """Run ``work`` unless this agent instance already ran ``tool`` with ``key``; a
+        repeated key gets the first call's answer again, and nothing is appended twice."""
+        if key is None:
+            return work()
+        slot = (call.root, call.context.agent_identity.instance_id, tool, key)
+        with self._once_lock:
+            lock = self._once_locks.setdefault(slot, threading.Lock())
+        with lock:  # a retry that races the first call waits for its answer
+            done = self._once.get(slot)
+            if done is not None:
+                return {**done, "replayed": True}
+            answer = work()
+            with self._once_lock:
+                self._once[slot] = answer
+                self._once_locks.pop(slot, None)
+                while len(self._once) > MAX_IDEMPOTENCY_KEYS:
+                    self._once.pop(next(iter(self._once)))
+            return answer
 
     def close(self) -> None:
         for repo in self.repositories.values():
@@ -241,7 +287,7 @@ def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
         log_level="WARNING",
     )
     _engine_tools(app, door)
-    _session_tools(app, door)
+    _project_tools(app, door)
     return app, door
 
 
@@ -270,7 +316,58 @@ def _engine_tools(app: MCPServer[Any], door: Door) -> None:
         )
 
 
-def _session_tools(app: MCPServer[Any], door: Door) -> None:
+Status = Literal["info", "success", "warn", "error", "bug", "plan"]
+DocAction = Literal["read", "replace_section", "append_section", "apply_patch"]
+assert set(get_args(Status)) == set(STATUS_EMOJI), "Status must list every status"
+assert set(get_args(DocAction)) == set(ACTIONS), "DocAction must list every action"
+ProjectArg = Annotated[
+    str | None,
+    Field(
+        description="The project; default: the context's, then this session's, "
+        "then the repository's current one."
+    ),
+]
+IdempotencyArg = Annotated[
+    str | None,
+    Field(
+        description="Your id for this append: sending the same id again (say, after a timeout) "
+        "returns the first answer and appends nothing.",
+        min_length=1,
+        max_length=200,
+    ),
+]
+
+
+def _project_tools(app: MCPServer[Any], door: Door) -> None:
+    read_only = ToolAnnotations(read_only_hint=True)
+
+    @app.tool()
+    def set_project(
+        context: ContextArg,
+        name: Annotated[str, Field(description="The project's name; its slug names its folder.")],
+        root: Annotated[
+            str,
+            Field(
+                description="The project's folder, relative to the repository root ('.' for all)."
+            ),
+        ],
+        ctx: Context,
+    ) -> CallToolResult:
+        """Create or update a project and make it this session's active project (and the
+        repository's current one). Returns the session id to reconnect with later."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            project = repo.projects.set_project(call, name=name, root=root)
+            session.use(call.root, project["name"])
+            agent = call.context.agent_identity.id
+            return {
+                **project,
+                "session_id": session.id,
+                "fingerprint": remember(call.root, agent, session, project["name"]),
+            }
+
+        return door.serve(ctx, context, "set_project", ONLY_PROJECT, work)
+
     @app.tool()
     def reconnect(
         context: ContextArg,
@@ -287,12 +384,130 @@ def _session_tools(app: MCPServer[Any], door: Door) -> None:
             session.use(call.root, project)
             remember(call.root, agent, session, project)
             return {
-                "project": project,
+                **repo.projects.get_project(project),
                 "session_id": session.id,
                 "resumed_from": earlier_session_id,
             }
 
         return door.serve(ctx, context, "reconnect", ONLY_PROJECT, work)
+
+    @app.tool(annotations=read_only)
+    def list_projects(context: ContextArg, ctx: Context) -> CallToolResult:
+        """Every project of the repository, and which one is current."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            return {
+                "projects": repo.projects.list_projects(),
+                "current": repo.projects.current(),
+                "session_project": session.project(call.root),
+            }
+
+        return door.serve(ctx, context, "list_projects", ONLY_PROJECT, work)
+
+    @app.tool(annotations=read_only)
+    def get_project(
+        context: ContextArg, ctx: Context, project: ProjectArg = None
+    ) -> CallToolResult:
+        """One project: its name, slug, folder and documents folder."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            found = repo.projects.get_project(door.project_of(call, session, project))
+            return {**found, "session_id": session.id}
+
+        return door.serve(ctx, context, "get_project", ONLY_PROJECT, work)
+
+    @app.tool()
+    def append_entry(
+        context: ContextArg,
+        message: Annotated[str, Field(description="What happened, in one line.")],
+        ctx: Context,
+        status: Annotated[
+            Status, Field(description="The kind of entry; sets the default emoji.")
+        ] = "info",
+        emoji: Annotated[str | None, Field(description="An emoji instead of the status's.")] = None,
+        agent: Annotated[
+            str | None, Field(description="The name to log; default: your agent id.")
+        ] = None,
+        meta: Annotated[
+            dict[str, MetaValue] | None, Field(description="Extra key=value facts for the line.")
+        ] = None,
+        project: ProjectArg = None,
+        idempotency_key: IdempotencyArg = None,
+    ) -> CallToolResult:
+        """Append a line to the project's PROGRESS_LOG.md (and an entry to the journal)."""
+
+        def work(call: Call, repo: Repository, session: Session) -> Mapping[str, Any]:
+            name = door.project_of(call, session, project)
+            return door.once(
+                call,
+                "append_entry",
+                idempotency_key,
+                lambda: repo.projects.append_entry(
+                    call,
+                    project=name,
+                    message=message,
+                    status=status,
+                    emoji=emoji,
+                    agent=agent,
+                    meta=meta,
+                ),
+            )
+
+        return door.serve(ctx, context, "append_entry", ONLY_PROJECT, work)
+
+    @app.tool()
+    def generate_doc_templates(
+        context: ContextArg, ctx: Context, project: ProjectArg = None
+    ) -> CallToolResult:
+        """Create ARCHITECTURE_GUIDE.md, PHASE_PLAN.md, CHECKLIST.md and PROGRESS_LOG.md for the
+        project from templates; existing files are kept, never overwritten."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            return repo.docs.generate_doc_templates(
+                call, project=door.project_of(call, session, project)
+            )
+
+        return door.serve(ctx, context, "generate_doc_templates", ONLY_PROJECT, work)
+
+    @app.tool()
+    def manage_docs(
+        context: ContextArg,
+        doc: Annotated[
+            str,
+            Field(description="architecture, phase_plan, checklist or progress_log (or an alias)."),
+        ],
+        action: Annotated[DocAction, Field(description="What to do with the document.")],
+        ctx: Context,
+        section: Annotated[
+            str | None, Field(description="A heading's text or an <!-- ID: name --> anchor.")
+        ] = None,
+        content: Annotated[
+            str | None, Field(description="The section's new or added text.")
+        ] = None,
+        patch: Annotated[
+            str | None, Field(description="A unified diff against the document.")
+        ] = None,
+        expected_sha256: Annotated[
+            str | None, Field(description="apply_patch: the sha256 the document must still have.")
+        ] = None,
+        project: ProjectArg = None,
+    ) -> CallToolResult:
+        """Read a project document, replace or append a section, or apply a unified patch
+        (with a hash precondition). Every change is journaled with its diff."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            return repo.docs.manage_docs(
+                call,
+                project=door.project_of(call, session, project),
+                doc=doc,
+                action=action,
+                section=section,
+                content=content,
+                patch=patch,
+                expected_sha256=expected_sha256,
+            )
+
+        return door.serve(ctx, context, "manage_docs", ONLY_PROJECT, work)
 
 
 def run_stdio(app: MCPServer[Any]) -> None:
