@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -32,6 +32,8 @@ from scribe.errors import ScribeError
 from scribe.files import enable_writer_probe
 from scribe.journal.entry import SCOPE_VIOLATION, JournalUnavailable, NewEntry
 from scribe.journal.writer import JournalWriter
+from scribe.mcp.cases import LANDING_STATUSES, Cases
+from scribe.mcp.cases import SEVERITIES as CASE_SEVERITIES
 from scribe.mcp.context import PROJECT, SENTINEL, Call, ExecutionContext, Mode, parse_context
 from scribe.mcp.docs import ACTIONS, Docs
 from scribe.mcp.engine_tools import EngineTools
@@ -46,6 +48,8 @@ from scribe.mcp.failures import (
 )
 from scribe.mcp.progress_line import STATUS_EMOJI, MetaValue
 from scribe.mcp.projects import Projects
+from scribe.mcp.sentinel import SEVERITIES as EVENT_SEVERITIES
+from scribe.mcp.sentinel import SentinelLog
 from scribe.mcp.sessions import Session, Sessions, recall, remember
 from scribe.mcp.stdio import serve_stdio
 from scribe.startup import required_journal
@@ -97,13 +101,15 @@ class Repository:
     engine: EngineTools
     projects: Projects
     docs: Docs
-    closers: list[Callable[[], None]] = field(default_factory=list)
+    sentinel: SentinelLog
+    cases: Cases
 
     @classmethod
     def open(cls, root: Path) -> Repository:
         settings = load_settings(root)
         journal = required_journal(root, settings)
         projects = Projects(root, journal)
+        sentinel = SentinelLog(root, journal)
         return cls(
             root,
             settings,
@@ -111,11 +117,12 @@ class Repository:
             EngineTools(root, settings, journal),
             projects,
             Docs(root, journal, projects, aliases=settings.mcp_doc_aliases),
+            sentinel,
+            Cases(root, journal, sentinel),
         )
 
     def close(self) -> None:
-        for close in reversed(self.closers):
-            close()
+        self.sentinel.close()  # its summaries and held lines, before the journal closes
         self.engine.close()
         self.journal.close()
 
@@ -288,6 +295,7 @@ def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
     )
     _engine_tools(app, door)
     _project_tools(app, door)
+    _sentinel_tools(app, door)
     return app, door
 
 
@@ -320,6 +328,12 @@ Status = Literal["info", "success", "warn", "error", "bug", "plan"]
 DocAction = Literal["read", "replace_section", "append_section", "apply_patch"]
 assert set(get_args(Status)) == set(STATUS_EMOJI), "Status must list every status"
 assert set(get_args(DocAction)) == set(ACTIONS), "DocAction must list every action"
+EventSeverity = Literal["debug", "info", "warning", "error", "critical"]
+CaseSeverity = Literal["low", "medium", "high", "critical"]
+Landing = Literal["proposed", "merged", "verified"]
+assert get_args(EventSeverity) == EVENT_SEVERITIES
+assert get_args(CaseSeverity) == CASE_SEVERITIES
+assert get_args(Landing) == LANDING_STATUSES
 ProjectArg = Annotated[
     str | None,
     Field(
@@ -508,6 +522,106 @@ def _project_tools(app: MCPServer[Any], door: Door) -> None:
             )
 
         return door.serve(ctx, context, "manage_docs", ONLY_PROJECT, work)
+
+
+def _sentinel_tools(app: MCPServer[Any], door: Door) -> None:
+    @app.tool()
+    def append_event(
+        context: ContextArg,
+        event_type: Annotated[str, Field(description="A short kind, e.g. file.edit or test.run.")],
+        message: Annotated[str, Field(description="What happened, in one line.")],
+        ctx: Context,
+        severity: Annotated[EventSeverity | None, Field(description="How much it matters.")] = None,
+        paths: Annotated[
+            list[str] | None, Field(description="Repository paths the event is about (not read).")
+        ] = None,
+        data: Annotated[
+            dict[str, Any] | None, Field(description="Extra JSON facts (at most 16 KiB).")
+        ] = None,
+        idempotency_key: IdempotencyArg = None,
+    ) -> CallToolResult:
+        """Record an event in today's sentinel log (sentinel.jsonl, SENTINEL_LOG.md) and
+        the journal."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            return repo.sentinel.append_event(
+                call,
+                event_type=event_type,
+                message=message,
+                severity=severity,
+                paths=paths or [],
+                data=data,
+                idempotency_key=idempotency_key,
+            )
+
+        return door.serve(ctx, context, "append_event", ONLY_SENTINEL, work)
+
+    def opener(kind: str) -> Callable[..., CallToolResult]:
+        def open_case(
+            context: ContextArg,
+            title: Annotated[str, Field(description="What is wrong, in one line.")],
+            severity: Annotated[CaseSeverity, Field(description="How bad it is.")],
+            ctx: Context,
+            evidence_paths: Annotated[
+                list[str] | None, Field(description="Repository paths that show it (not read).")
+            ] = None,
+            description: Annotated[str | None, Field(description="More detail.")] = None,
+        ) -> CallToolResult:
+            def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+                opening = repo.cases.open_bug if kind == "bug" else repo.cases.open_security
+                return opening(
+                    call,
+                    title=title,
+                    severity=severity,
+                    evidence_paths=evidence_paths or [],
+                    description=description,
+                )
+
+            return door.serve(ctx, context, f"open_{kind}", ONLY_SENTINEL, work)
+
+        return open_case
+
+    app.add_tool(
+        opener("bug"),
+        name="open_bug",
+        description="Open a bug case (id, title, severity, evidence, reporter); journaled and "
+        "logged in today's bug.jsonl.",
+    )
+    app.add_tool(
+        opener("security"),
+        name="open_security",
+        description="Open a security case (id, title, severity, evidence, reporter); journaled "
+        "and logged in today's security.jsonl.",
+    )
+
+    @app.tool()
+    def link_fix(
+        context: ContextArg,
+        case_id: Annotated[str, Field(description="The case, e.g. BUG-20261201-0001.")],
+        ctx: Context,
+        fix_link: Annotated[str | None, Field(description="Where the fix is (PR, commit).")] = None,
+        root_cause: Annotated[str | None, Field(description="Why it happened.")] = None,
+        landing_status: Annotated[
+            Landing | None, Field(description="How far the fix has landed; never goes back.")
+        ] = None,
+        close: Annotated[
+            bool,
+            Field(description="Close the case: needs root cause, fix link and a verified fix."),
+        ] = False,
+    ) -> CallToolResult:
+        """Attach a fix to a case (link, root cause, landing status) and optionally close it."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            return repo.cases.link_fix(
+                call,
+                case_id=case_id,
+                fix_link=fix_link,
+                root_cause=root_cause,
+                landing_status=landing_status,
+                close=close,
+            )
+
+        return door.serve(ctx, context, "link_fix", ONLY_SENTINEL, work)
 
 
 def run_stdio(app: MCPServer[Any]) -> None:
