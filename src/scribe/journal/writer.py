@@ -30,6 +30,12 @@ from scribe.observe import metrics
 
 log = logging.getLogger("scribe")
 
+#: The text index is brought up to date once the journal has been idle this long
+#: (seconds), or at once when this many entries wait for it. Searches index what is
+#: pending themselves, so a late index is never a wrong answer.
+INDEX_IDLE = 0.25
+INDEX_AFTER = 5_000
+
 
 @dataclass(eq=False)
 class _Request:
@@ -138,9 +144,13 @@ class JournalWriter:
         self.close()
 
     def _run(self) -> None:
-        stale = False  # entries committed since the text index was last brought up to date
+        stale = 0  # entries committed since the text index was last brought up to date
         while True:
             with self._cond:
+                if stale and not self._queue and not self._closed and stale < INDEX_AFTER:
+                    # Index once the journal has been idle a moment: a caller appending
+                    # one entry at a time must not pay for indexing between its calls.
+                    self._cond.wait(INDEX_IDLE)
                 if self._queue or not stale:
                     while not self._queue and not self._closed:
                         self._cond.wait()
@@ -148,12 +158,17 @@ class JournalWriter:
                         break
                 batch, self._queue = self._queue, []
                 self._committing = sum(len(request.entries) for request in batch)
-            if batch:
+            if batch and stale < INDEX_AFTER:
                 self._commit(batch)
-                stale = True
-            else:  # idle: the moment to index, off every caller's path
+                stale += sum(len(request.entries) for request in batch)
+                continue
+            if batch:  # a long busy spell: index now, then commit what waited
                 self._index_text()
-                stale = False
+                self._commit(batch)
+                stale = sum(len(request.entries) for request in batch)
+                continue
+            self._index_text()  # idle: off every caller's path
+            stale = 0
         if stale:
             self._index_text()
 
