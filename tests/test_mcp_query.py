@@ -654,3 +654,38 @@ def test_each_agent_filter_is_served_by_its_index(
     assert index in plan
     assert "SCAN e" not in plan
     assert "TEMP B-TREE" not in plan  # seq order straight from the index: nothing to sort
+
+
+def test_a_query_is_answered_while_an_append_is_in_its_commit(tmp_path: Path) -> None:
+    """Reads have their own connection: a commit under way (here held still inside
+    its transaction by the store's clock) does not hold a query up."""
+    root = tmp_path / "repo"
+    inside, release = threading.Event(), threading.Event()
+
+    def clock() -> datetime:
+        if hold.is_set():
+            inside.set()
+            release.wait(30)
+        return BASE
+
+    hold = threading.Event()
+    with SqliteJournal.for_root(root, clock=clock) as store, JournalWriter(store) as writer:
+        writer.append([agent_entry(root, 3)])
+        queries = JournalQueries(root, writer)
+        hold.set()
+        appending = threading.Thread(target=writer.append, args=([agent_entry(root, 8)],))
+        appending.start()
+        assert inside.wait(10)
+        answers: list[dict[str, Any]] = []
+        reader = threading.Thread(
+            target=lambda: answers.append(queries.query_entries(make_call(root), scope="all"))
+        )
+        reader.start()
+        reader.join(10)
+        done_before_commit = not reader.is_alive()
+        hold.clear()
+        release.set()
+        appending.join(10)
+        reader.join(10)
+    assert done_before_commit
+    assert [e["seq"] for e in answers[0]["entries"]] == [1]

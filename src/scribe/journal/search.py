@@ -185,8 +185,8 @@ def compile_query(
       last 50" stops early, with nothing to sort.
     * Text without a selective driver: the full-text index drives (``CROSS JOIN``
       fixes the loop order). After a selective one (a path, case, execution, agent
-      instance or intent), the text's matches are collected once (``IN``). Never
-      probed row by row, which FTS5 does slowly.
+      instance or intent), the text's matches within that driver's seq span are
+      collected once (``IN``). Never probed row by row, which FTS5 does slowly.
     * A project is looked up in ``entry_projects``, which drives or is probed.
     * Event types match kinds or agent events' ``payload.event_type``: when they
       drive, each value's index range is one arm of a ``UNION`` merged in seq order.
@@ -203,18 +203,23 @@ def compile_query(
         where.append(condition)
         params.extend(values)
 
+    bounds = [
+        (op, value)
+        for op, value in (
+            (">=", first_seq),
+            ("<", end_seq),
+            (">", q.after_seq),
+            ("<", q.before_seq),
+        )
+        if value is not None
+    ]
     if driver == "text":
         add("t.entries_text MATCH ?", match)
     elif match is not None:
-        add("e.seq IN (SELECT rowid FROM entries_text WHERE entries_text MATCH ?)", match)
-    if first_seq is not None:
-        add(f"{seq} >= ?", first_seq)
-    if end_seq is not None:
-        add(f"{seq} < ?", end_seq)
-    if q.after_seq is not None:
-        add(f"{seq} > ?", q.after_seq)
-    if q.before_seq is not None:
-        add(f"{seq} < ?", q.before_seq)
+        sql, values = _text_within(match, bounds, _selection(q, driver))
+        add(sql, *values)
+    for op, value in bounds:
+        add(f"{seq} {op} ?", value)
     if q.kinds:
         add(f"{'' if driver == 'kinds' else '+'}e.kind IN ({_marks(q.kinds)})", *q.kinds)
     if q.event_types and driver != "event_types":
@@ -262,6 +267,32 @@ def compile_query(
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {seq} {order}" + (" LIMIT ?" if limit else "")
     return sql, params + limit
+
+
+def _selection(q: Query, driver: str | None) -> tuple[str, list[Any]]:
+    """The condition of a selective driver (a path or a payload key), for its seq span."""
+    if driver == "path":
+        return "e.path = ?", [q.path if q.path is not None else q.path_glob]
+    assert driver in PAYLOAD_KEYS
+    return f"{_payload(PAYLOAD_KEYS[driver], seek=True)} = ?", [getattr(q, driver)]
+
+
+def _text_within(
+    match: str, bounds: list[tuple[str, int]], selection: tuple[str, list[Any]]
+) -> tuple[str, list[Any]]:
+    """The text's matches, collected once, but only within the seq bounds and the span
+    of the driver's own entries (its first and last seq, two index lookups): FTS5 then
+    reads only that stretch of each word's list. An execution's or a case's entries
+    lie close together, so this is most of the cost saved for a common word."""
+    condition, values = selection
+    span = [
+        (op, f"(SELECT {fn}(e.seq) FROM entries AS e WHERE {condition})")
+        for op, fn in ((">=", "min"), ("<=", "max"))
+    ]
+    within = "".join(f" AND rowid {op} ?" for op, _ in bounds)
+    within += "".join(f" AND rowid {op} {sub}" for op, sub in span)
+    params = [match, *(value for _, value in bounds), *values, *values]
+    return f"e.seq IN (SELECT rowid FROM entries_text WHERE entries_text MATCH ?{within})", params
 
 
 def _merged(

@@ -212,6 +212,10 @@ class SqliteJournal:
         self._db = self._connect()
         try:
             self._migrate()
+            # Reads have a connection of their own: in WAL they see every commit but
+            # never wait for one, so a query is not held up by an append's sync.
+            self._read_lock = threading.Lock()
+            self._reader = self._connect()
         except BaseException:
             self._db.close()
             raise
@@ -301,12 +305,12 @@ class SqliteJournal:
     # -- reading --------------------------------------------------------------
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
-            return self._db.execute(sql, params).fetchone()
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchone()
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     def get(self, seq: int) -> Entry | None:
         row = self._one(f"SELECT {_COLUMNS} FROM entries WHERE seq = ?", (seq,))
@@ -405,7 +409,8 @@ class SqliteJournal:
             db.close()
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
             self._head.close()
 
