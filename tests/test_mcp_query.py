@@ -33,8 +33,9 @@ from scribe.journal.entry import (
     canonical,
 )
 from scribe.journal.mirrors import Mirrors
+from scribe.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from scribe.journal.search import compile_query, glob_match
-from scribe.journal.sqlite import _INSERT, _MIGRATIONS, SCHEMA_VERSION, SqliteJournal
+from scribe.journal.sqlite import _INSERT, SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.context import Call, ExecutionContext
 from scribe.mcp.failures import INVALID_ARGUMENT, INVALID_CONTEXT, ToolFailure
@@ -547,7 +548,7 @@ def schema_2_journal(db: Path, entries: list[NewEntry]) -> list[Entry]:
     """A journal as Scribe wrote it before schema 3, built with the old statements."""
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    for statements in _MIGRATIONS[:2]:
+    for statements in MIGRATIONS[:2]:
         for statement in statements:
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")

@@ -15,7 +15,10 @@ entries, so its batches are committed without a sync of their own.
 
 ``ts`` never decreases along the chain (an append takes the later of the clock and
 the head's ``ts``), so a time range is a range of ``seq``; ``search.py`` turns the
-rest of a query into SQL.
+rest of a query into SQL. The schema and its migrations are in ``schema.py``; an
+append also files each entry under the projects it names (``entry_projects``), in
+the same transaction. Reads use a second connection, so they never wait for an
+append's sync.
 
 Outside the database, ``journal.head`` (see ``head.py``) records the chain's end
 after each commit, which lets ``verify`` notice entries cut off the end.
@@ -27,7 +30,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -47,100 +50,13 @@ from scribe.journal.entry import (
     stamp,
 )
 from scribe.journal.head import HeadFile, read_head
+from scribe.journal.schema import MIGRATIONS, SCHEMA_VERSION, projects_named
 from scribe.journal.search import compile_query, glob_match
 
 log = logging.getLogger("scribe")
 
 #: Where a repository's journal lives, relative to its root.
 JOURNAL_DB = Path(".scribe") / "journal.db"
-
-#: Forward migrations; the database's ``PRAGMA user_version`` counts those applied.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE entries (
-            seq INTEGER PRIMARY KEY,
-            ts TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            path TEXT,
-            before_hash TEXT,
-            after_hash TEXT,
-            diff TEXT,
-            message TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            ref INTEGER,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
-        )""",
-        # Every SQLite index ends with the rowid, so these are (ts, seq), (path, seq)...
-        "CREATE INDEX entries_ts ON entries(ts)",
-        "CREATE INDEX entries_path ON entries(path)",
-        "CREATE INDEX entries_kind ON entries(kind)",
-        "CREATE INDEX entries_actor ON entries(actor)",
-        "CREATE INDEX entries_ref ON entries(ref, kind) WHERE ref IS NOT NULL",
-        # Covers last_hashes(): only the entries that say what a file now holds.
-        f"""CREATE INDEX entries_outcome ON entries(path, after_hash)
-            WHERE path IS NOT NULL AND (after_hash IS NOT NULL OR kind = '{FILE_DELETED}')""",
-        """CREATE VIRTUAL TABLE entries_text USING fts5(
-            path, message, payload, content='entries', content_rowid='seq', columnsize=0)""",
-        """CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries BEGIN
-            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be changed');
-        END""",
-        """CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN
-            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be deleted');
-        END""",
-    ),
-    # 2: the text index is updated in batches; this is how far it has got. (The
-    # external-content index cannot say: its rowids are read from ``entries``.)
-    (
-        "CREATE TABLE text_progress (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER)",
-        "INSERT INTO text_progress VALUES (1, (SELECT coalesce(max(seq), 0) FROM entries))",
-    ),
-    # 3: agents' queries. Partial indexes on the payload keys they filter by: engine
-    # entries have none of these keys and get no index entries (an engine append
-    # only evaluates the conditions). ``json_valid`` first, so a row whose payload is
-    # not JSON (only tampering makes one) stays out of them instead of failing the
-    # upgrade; ``verify`` reports it. ``entry_projects`` lists each entry under every
-    # project it names (``payload.project`` and ``payload.affected_dev_projects``),
-    # written in the entry's own transaction; it is as append-only as the entries.
-    # Every statement may run again on a database that already has its object.
-    (
-        *(
-            f"""CREATE INDEX IF NOT EXISTS entries_{name} ON entries(json_extract(payload, '{key}'))
-                WHERE json_valid(payload) AND json_extract(payload, '{key}') IS NOT NULL"""
-            for name, key in (
-                ("execution", "$.execution_id"),
-                ("agent_instance", "$.agent.instance_id"),
-                ("case", "$.case_id"),
-                ("intent", "$.intent"),
-                ("mode", "$.mode"),
-                ("event_type", "$.event_type"),
-            )
-        ),
-        """CREATE TABLE IF NOT EXISTS entry_projects (
-            project TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            PRIMARY KEY (project, seq)
-        ) WITHOUT ROWID""",
-        """INSERT OR IGNORE INTO entry_projects (project, seq)
-            SELECT json_extract(payload, '$.project'), seq FROM entries
-            WHERE json_valid(payload) AND json_type(payload, '$.project') = 'text'""",
-        """INSERT OR IGNORE INTO entry_projects (project, seq)
-            SELECT j.value, e.seq
-            FROM entries AS e, json_each(e.payload, '$.affected_dev_projects') AS j
-            WHERE json_valid(e.payload)
-            AND json_type(e.payload, '$.affected_dev_projects') = 'array' AND j.type = 'text'""",
-        """CREATE TRIGGER IF NOT EXISTS entry_projects_no_update
-            BEFORE UPDATE ON entry_projects BEGIN
-            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be changed');
-        END""",
-        """CREATE TRIGGER IF NOT EXISTS entry_projects_no_delete
-            BEFORE DELETE ON entry_projects BEGIN
-            SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be deleted');
-        END""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 _COLUMNS = (
     "seq, ts, kind, actor, path, before_hash, after_hash, diff, message, payload, ref, "
@@ -167,17 +83,6 @@ _CHUNK = 10_000
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def projects_named(payload: Mapping[str, Any]) -> set[str]:
-    """The projects an entry is filed under: ``payload.project`` and every name in
-    ``payload.affected_dev_projects`` (what migration 3 computes in SQL for old rows)."""
-    named = payload.get("project")
-    projects = {named} if isinstance(named, str) else set()
-    affected = payload.get("affected_dev_projects")
-    if isinstance(affected, list):
-        projects.update(name for name in affected if isinstance(name, str))
-    return projects
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -240,7 +145,7 @@ class SqliteJournal:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             version = self._version()  # another process may have just migrated
-            for statements in _MIGRATIONS[version:]:
+            for statements in MIGRATIONS[version:]:
                 for statement in statements:
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
