@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import scribe.mcp.query
 from scribe.journal.entry import (
     AGENT_ENTRY,
     AGENT_EVENT,
@@ -200,6 +201,12 @@ def of_type(entry: Entry, *types: str) -> bool:
     return entry.kind in types or (
         entry.kind == AGENT_EVENT and entry.payload.get("event_type") in types
     )
+
+
+def test_public_surface_is_pinned() -> None:
+    assert scribe.mcp.query.__all__ == [
+        "DEFAULT_LIMIT", "MAX_LIMIT", "ORDERS", "SCOPES", "JournalQueries", "summary",
+    ]  # fmt: skip
 
 
 Keep = Callable[[Entry], bool]

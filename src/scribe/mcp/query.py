@@ -29,6 +29,8 @@ from scribe.journal.writer import JournalWriter
 from scribe.mcp.context import PROJECT, SENTINEL, Call
 from scribe.mcp.failures import INVALID_ARGUMENT, INVALID_CONTEXT, ToolFailure
 
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ORDERS", "SCOPES", "JournalQueries", "summary"]
+
 #: Scope name -> the ``payload.mode`` it selects (None: every entry, engine's too).
 SCOPES: dict[str, str | None] = {PROJECT: PROJECT, SENTINEL: SENTINEL, "all": None}
 ORDERS = ("newest", "oldest")
@@ -138,12 +140,12 @@ class _Filters:
         )  # fmt: skip
 
 
-def encode_cursor(seq: int, filters: _Filters) -> str:
+def _encode_cursor(seq: int, filters: _Filters) -> str:
     raw = canonical({"v": _CURSOR_VERSION, "seq": seq, "q": filters.fingerprint()}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: object, filters: _Filters) -> int:
+def _decode_cursor(cursor: object, filters: _Filters) -> int:
     """The seq a page continues from; INVALID_ARGUMENT for a cursor this query did not make."""
     text = _word("cursor", cursor)
     assert text is not None
@@ -181,7 +183,7 @@ def summary(entry: Entry) -> str:
     return " ".join(line.split())
 
 
-def entry_json(entry: Entry, *, with_summary: bool, with_diff: bool) -> dict[str, Any]:
+def _entry_json(entry: Entry, *, with_summary: bool, with_diff: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "seq": entry.seq,
         "ts": entry.ts,
@@ -247,17 +249,17 @@ class JournalQueries:
             project=project, path=path, event_type=event_type, text=text, order=order,
         )  # fmt: skip
         size = _limit(limit)
-        start = decode_cursor(cursor, filters) if cursor is not None else None
+        start = _decode_cursor(cursor, filters) if cursor is not None else None
         before, after = (start, None) if filters.newest_first else (None, start)
         found = self.journal.store.query(filters.query(before=before, after=after, limit=size + 1))
         page = found[:size]
         more = len(found) > size
         return {
             "entries": [
-                entry_json(e, with_summary=bool(summaries), with_diff=bool(include_diff))
+                _entry_json(e, with_summary=bool(summaries), with_diff=bool(include_diff))
                 for e in page
             ],
-            "next_cursor": encode_cursor(page[-1].seq, filters) if more else None,
+            "next_cursor": _encode_cursor(page[-1].seq, filters) if more else None,
             "count": len(page),
         }
 
