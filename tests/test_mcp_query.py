@@ -666,7 +666,8 @@ def test_each_agent_filter_is_served_by_its_index(
 
 def test_a_query_is_answered_while_an_append_is_in_its_commit(tmp_path: Path) -> None:
     """Reads have their own connection: a commit under way (here held still inside
-    its transaction by the store's clock) does not hold a query up."""
+    its transaction by the store's clock) holds up no query, not even a text search
+    once the text index is up to date."""
     root = tmp_path / "repo"
     inside, release = threading.Event(), threading.Event()
 
@@ -679,15 +680,19 @@ def test_a_query_is_answered_while_an_append_is_in_its_commit(tmp_path: Path) ->
     hold = threading.Event()
     with SqliteJournal.for_root(root, clock=clock) as store, JournalWriter(store) as writer:
         writer.append([agent_entry(root, 3)])
+        store.index_text()  # as the writer does when idle
         queries = JournalQueries(root, writer)
         hold.set()
         appending = threading.Thread(target=writer.append, args=([agent_entry(root, 8)],))
         appending.start()
         assert inside.wait(10)
         answers: list[dict[str, Any]] = []
-        reader = threading.Thread(
-            target=lambda: answers.append(queries.query_entries(make_call(root), scope="all"))
-        )
+
+        def read() -> None:
+            for text in (None, "parser"):
+                answers.append(queries.query_entries(make_call(root), scope="all", text=text))
+
+        reader = threading.Thread(target=read)
         reader.start()
         reader.join(10)
         done_before_commit = not reader.is_alive()
@@ -696,4 +701,4 @@ def test_a_query_is_answered_while_an_append_is_in_its_commit(tmp_path: Path) ->
         appending.join(10)
         reader.join(10)
     assert done_before_commit
-    assert [e["seq"] for e in answers[0]["entries"]] == [1]
+    assert [[e["seq"] for e in answer["entries"]] for answer in answers] == [[1], [1]]

@@ -70,6 +70,9 @@ _INDEX_TEXT = (
     "SELECT seq, path, message, payload FROM entries WHERE seq > ? ORDER BY seq"
 )
 _TEXT_HEAD = "SELECT seq FROM text_progress"
+_TEXT_BEHIND = (
+    "SELECT (SELECT seq FROM text_progress) < (SELECT coalesce(max(seq), 0) FROM entries)"
+)
 _TEXT_DONE = "UPDATE text_progress SET seq = (SELECT coalesce(max(seq), 0) FROM entries)"
 # The canonical JSON of an entry's body, built by SQLite; keys in sorted order.
 _BODY = (
@@ -251,7 +254,7 @@ class SqliteJournal:
         return max(added, 0)
 
     def query(self, q: Query) -> list[Entry]:
-        if q.text:
+        if q.text and self._one(_TEXT_BEHIND)[0]:  # a write transaction only if needed
             try:
                 self.index_text()
             except sqlite3.OperationalError as exc:  # a read-only copy: search what is indexed
