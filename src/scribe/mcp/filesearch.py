@@ -82,12 +82,13 @@ class Search:
         self.max_matches = _count("max_matches", max_matches, 1, MAX_MATCHES)
         self.timeout_s = _number("timeout_s", timeout_s, 0.001, MAX_TIMEOUT_S)
         self.max_line_chars = max_line_chars
-        self._find = self._finder()
+        self._find, self._joinable = self._finder()
 
-    def _finder(self) -> Callable[[str, float], int]:
-        """``find(text, seconds_left)``: the first match's column, or -1."""
+    def _finder(self) -> tuple[Callable[[str, float], int], bool]:
+        """``find(text, seconds_left)``, the first match's column or -1, and whether
+        it may be run over many lines joined (it can if it cannot be anchored)."""
         if not self.regex and not self.ignore_case:
-            return lambda text, _left: text.find(self.pattern)
+            return (lambda text, _left: text.find(self.pattern)), True
         source = self.pattern if self.regex else regex_module.escape(self.pattern)
         try:
             compiled = regex_module.compile(
@@ -102,10 +103,14 @@ class Search:
             match = compiled.search(text, timeout=left)
             return -1 if match is None else match.start()
 
-        return find
+        return find, not self.regex
 
-    def run(self, path: str, pieces: Iterable[tuple[str, bool]]) -> dict[str, Any]:
-        """Search ``pieces`` (``(text, ends_line)``, see ``Reader``) of ``path``."""
+    def run(self, path: str, batches: Iterable[tuple[list[str], bool]]) -> dict[str, Any]:
+        """Search ``batches`` of ``path`` (see ``scribe.mcp.parts.line_batches``).
+
+        A literal pattern is first looked for in a whole batch of lines joined
+        together; only a batch where it occurs is searched line by line.
+        """
         deadline = time.monotonic() + self.timeout_s
         before: deque[str] = deque(maxlen=self.context)
         waiting: list[list[str]] = []  # the after-lines of matches still short of some
@@ -113,54 +118,78 @@ class Search:
         more: bool | None = False
         line, column, shown, cut = 1, -1, "", False
         offset = 0  # characters of the current line before this piece
-        for piece, ends in pieces:
-            left = deadline - time.monotonic()
-            try:
+        try:
+            for texts, ends in batches:
+                left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
-                found = self._find(piece, left) if column < 0 and more is False else -1
-            except TimeoutError:
-                if len(matches) < self.max_matches:
-                    raise ToolFailure(
-                        TIMEOUT,
-                        f"searching {path} took longer than {self.timeout_s:g} s "
-                        f"(stopped at line {line}); narrow the pattern or raise timeout_s",
-                        lines_searched=line - 1,
-                        matches_found=len(matches),
-                    ) from None
-                return self._result(matches, None, line - 1)
-            if found >= 0:
-                column = offset + found
-                shown, cut = self._window(piece, found, offset == 0, ends)
-            elif offset == 0:
-                shown, cut = self._window(piece, 0, True, ends)
-            offset += len(piece)
-            if not ends:
-                continue
-            for lines_after in waiting:
-                lines_after.append(shown)
-            waiting = [lines_after for lines_after in waiting if len(lines_after) < self.context]
-            if column >= 0:
-                if len(matches) < self.max_matches:
-                    after: list[str] = []
-                    match = {
-                        "line": line,
-                        "column": column + 1,
-                        "text": shown,
-                        "truncated": cut,
-                        "before": list(before),
-                        "after": after,
-                    }
-                    matches.append(match)
+                skippable = ends and offset == 0 and more is False and not waiting
+                if skippable and self._joinable and self._find("\n".join(texts), left) < 0:
+                    line += len(texts)  # not in this batch: only its last lines matter
                     if self.context:
-                        waiting.append(after)
-                else:
-                    more = True
-            before.append(shown)
-            line, column, offset = line + 1, -1, 0
-            if more and not waiting:
-                break
+                        before.extend(
+                            self._window(t, 0, True, True)[0] for t in texts[-self.context :]
+                        )
+                    continue
+                for piece in texts:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    found = self._find(piece, left) if column < 0 and more is False else -1
+                    if found >= 0:
+                        column = offset + found
+                        shown, cut = self._window(piece, found, offset == 0, ends)
+                    elif offset == 0 and self.context:
+                        shown, cut = self._window(piece, 0, True, ends)
+                    offset += len(piece)
+                    if not ends:
+                        continue
+                    if waiting:
+                        for lines_after in waiting:
+                            lines_after.append(shown)
+                        waiting = [after for after in waiting if len(after) < self.context]
+                    if column >= 0:
+                        if len(matches) < self.max_matches:
+                            matches.append(self._match(line, column, shown, cut, before, waiting))
+                        else:
+                            more = True
+                    if self.context:
+                        before.append(shown)
+                    line, column, offset = line + 1, -1, 0
+                    if more and not waiting:
+                        return self._result(matches, more, line - 1)
+        except TimeoutError:
+            if len(matches) < self.max_matches:
+                raise ToolFailure(
+                    TIMEOUT,
+                    f"searching {path} took longer than {self.timeout_s:g} s "
+                    f"(stopped at line {line}); narrow the pattern or raise timeout_s",
+                    lines_searched=line - 1,
+                    matches_found=len(matches),
+                ) from None
+            return self._result(matches, None, line - 1)
         return self._result(matches, more, line - 1)
+
+    def _match(
+        self,
+        line: int,
+        column: int,
+        shown: str,
+        cut: bool,
+        before: deque[str],
+        waiting: list[list[str]],
+    ) -> dict[str, Any]:
+        after: list[str] = []
+        if self.context:
+            waiting.append(after)
+        return {
+            "line": line,
+            "column": column + 1,
+            "text": shown,
+            "truncated": cut,
+            "before": list(before),
+            "after": after,
+        }
 
     def _window(self, piece: str, at: int, starts: bool, ends: bool) -> tuple[str, bool]:
         """At most ``max_line_chars`` of ``piece`` around ``at``, marked where cut;

@@ -119,8 +119,18 @@ def line_pieces(
     f: Opened, offset: int, piece: int, block: int = BLOCK
 ) -> Iterator[tuple[str, bool]]:
     """The text from byte ``offset`` (a chunk start) as ``(text, ends_line)``: each
-    line once, and a line longer than ``piece`` characters in pieces of that size.
-    Reads ``block`` bytes first, then twice as many each time up to ``BLOCK``."""
+    line once, and a line longer than ``piece`` characters in pieces of that size."""
+    for texts, ends in line_batches(f, offset, piece, block):
+        for text in texts:
+            yield text, ends
+
+
+def line_batches(
+    f: Opened, offset: int, piece: int, block: int = BLOCK
+) -> Iterator[tuple[list[str], bool]]:
+    """``line_pieces`` a block at a time: ``(texts, ends_line)``, where every text
+    of a batch ends its line or none does. Reads ``block`` bytes first, then twice
+    as many each time up to ``BLOCK``."""
     layout, size = f.facts.layout, f.facts.size
     decoder = codecs.getincrementaldecoder(layout.codec)()
     pos = offset + (len(layout.bom) if offset == 0 else 0)
@@ -137,12 +147,15 @@ def line_pieces(
         keep_cr = not final and text.endswith("\r")  # it may be half of a CRLF
         parts = _BREAK.split(text[:-1] if keep_cr else text)
         pending = parts.pop() + ("\r" if keep_cr else "")
-        for part in parts:
-            yield part, True
+        if parts:
+            yield parts, True
         if final:
             if pending:
-                yield pending, True
+                yield [pending], True
             return
-        while len(pending) > piece:  # never the kept CR: it is the last character
-            yield pending[:piece], False
-            pending = pending[piece:]
+        if len(pending) > piece:  # never the kept CR: it is the last character
+            cut = len(pending) - len(pending) % piece
+            if cut == len(pending):
+                cut -= piece
+            yield [pending[i : i + piece] for i in range(0, cut, piece)], False
+            pending = pending[cut:]

@@ -30,7 +30,7 @@ from scribe.journal.entry import FILE_READ, SCOPE_VIOLATION, NewEntry
 from scribe.mcp.context import Call
 from scribe.mcp.failures import INVALID_ARGUMENT, ToolFailure
 from scribe.mcp.filesearch import Search
-from scribe.mcp.parts import Opened, changed, line_pieces, read_chunk, read_lines
+from scribe.mcp.parts import Opened, changed, line_batches, read_chunk, read_lines
 from scribe.mcp.paths import ReadScope
 from scribe.mcp.scan import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, FileFacts, scan
 from scribe.mcp.scan_cache import ScanCache
@@ -250,7 +250,7 @@ class Reader:
         )
         with self._open(path) as f:
             _require_text(f)
-            body = search.run(path, line_pieces(f, 0, self.chunk_bytes))
+            body = search.run(path, line_batches(f, 0, self.chunk_bytes))
         summary = {k: body[k] for k in ("pattern", "regex", "ignore_case", "match_count", "more")}
         return self._answer(
             f, "search", body, {**summary, "lines_searched": body["lines_searched"]}
