@@ -380,6 +380,27 @@ def test_search_context_lines_surround_each_match(root: Path) -> None:
     ]
 
 
+def test_context_crosses_the_blocks_a_literal_search_skips(root: Path) -> None:
+    def text(n: int) -> str:
+        return f"line {n:07d} of " + ("needles" if n in (41_944, 41_945, 90_000) else "the file")
+
+    # 25-byte lines: the first 1 MiB block ends inside line 41,944
+    (root / "big.log").write_text("".join(text(n) + "\n" for n in range(1, 100_001)))
+    reader = _reader(root)
+    expected = [
+        (n, [text(n - 2), text(n - 1)], [text(n + 1), text(n + 2)])
+        for n in (41_944, 41_945, 90_000)
+    ]
+    for options in (
+        {"pattern": "needle"},
+        {"pattern": "NEEDLE", "ignore_case": True},
+        {"pattern": "need+le", "regex": True},
+    ):
+        found = reader.search("big.log", context=2, timeout_s=60, **options).result
+        assert [(m["line"], m["before"], m["after"]) for m in found["matches"]] == expected
+        assert (found["more"], found["lines_searched"]) == (False, 100_000)
+
+
 def test_search_shows_a_huge_line_around_its_match_and_marks_the_cuts(root: Path) -> None:
     (root / "wide.txt").write_text("x" * 5000 + "needle" + "y" * 5000 + "\n", encoding="utf-8")
     match = _reader(root).search("wide.txt", "needle").result["matches"][0]
