@@ -217,7 +217,7 @@ def test_log_follow_prints_new_entries_until_interrupted(repo: Path) -> None:
             store.append([NewEntry(FILE_WRITTEN, "user", "x.md", message="not shown")])
             (new,) = store.append([NewEntry("case.opened", "user", message="fresh case")])
         line = read_line(proc, timeout=10)
-        assert line == f"[📝] [{new.ts[:10]} {new.ts[11:19]} UTC] [user] fresh case\n"
+        assert line == f"[🐞] [{new.ts[:10]} {new.ts[11:19]} UTC] [user] fresh case\n"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0

@@ -38,8 +38,9 @@ def test_markdown_lines_read_as_one_line_per_entry() -> None:
     )
     assert (
         markdown_line(sealed(kind="case.opened", actor="agent:claude/1234", message="two\nlines"))
-        == "[📝] [2026-11-23 10:00:00 UTC] [agent:claude/1234] two lines"
+        == "[🐞] [2026-11-23 10:00:00 UTC] [agent:claude/1234] two lines"
     )
+    assert markdown_line(sealed(kind="team.custom", actor="user")).startswith("[📝] ")  # unknown
     assert markdown_line(sealed(kind="engine.started", actor="scribe")).endswith("engine.started")
     assert markdown_line(sealed(path="x.md")).endswith("] x.md")
 
