@@ -308,3 +308,9 @@ def test_folding_leaves_ordinary_names_alone() -> None:
     assert fold("Notes.md") == "notes.md"
     assert fold("café.md") == "cafe.md"
     assert not fold("environment.md").startswith(".env")
+
+
+def test_the_public_surface_is_pinned() -> None:
+    from scribe.mcp import paths
+
+    assert sorted(paths.__all__) == ["DENIED_LOCATIONS", "ReadScope", "Resolved", "fold"]

@@ -664,3 +664,21 @@ def test_read_for_cli_answers_with_provenance_and_keeps_its_index(root: Path) ->
     with pytest.raises(ToolFailure) as caught:
         list(read_for_cli(root, "notes.md", "scan_only", deny=["*.md"]))
     assert caught.value.details["reason"] == "denylist"
+
+
+def test_the_public_surface_is_pinned() -> None:
+    from scribe.mcp import filesearch, reader
+
+    assert sorted(reader.__all__) == [
+        "INDEX_DIR",
+        "MODES",
+        "ReadAnswer",
+        "ReadMode",
+        "Reader",
+        "Stream",
+        "read_entry",
+        "read_for_cli",
+        "violation_entry",
+    ]
+    assert reader.MODES == ("scan_only", "chunk", "line_range", "page", "full_stream", "search")
+    assert sorted(filesearch.__all__) == ["MARK", "Search"]

@@ -20,6 +20,8 @@ from scribe.mcp.failures import CONFLICT, ToolFailure
 from scribe.mcp.paths import Resolved
 from scribe.mcp.scan import BLOCK, FileFacts
 
+__all__ = ["Opened", "changed", "line_batches", "line_pieces", "read_chunk", "read_lines"]
+
 _BREAK = re.compile(r"\r\n|\r|\n")
 _FIRST_BLOCK = 64 * 1024  # a few lines rarely need more; later reads double up to BLOCK
 

@@ -22,6 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "BLOCK",
+    "LAYOUTS",
+    "MAX_CHUNK_BYTES",
+    "MIN_CHUNK_BYTES",
+    "FileFacts",
+    "Layout",
+    "layout_of",
+    "scan",
+]
+
 BLOCK = 1 << 20
 #: Small enough for tests to cut lines, large enough that backing off a cut (at most
 #: three bytes of a UTF-8 character, or a CR) always leaves a non-empty chunk.
