@@ -219,3 +219,58 @@ def test_a_repeated_idempotency_key_appends_once(repo: Path) -> None:
     assert again["seq"] == first["seq"]
     with SqliteJournal.for_root(repo) as journal:
         assert len(journal.query(Query(kinds=["agent.event"]))) == 1
+
+
+def test_sentinel_mode_never_falls_back_to_the_global_project(repo: Path) -> None:
+    (repo / "alpha").mkdir()
+
+    async def body() -> tuple[bool, dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            await call(
+                session, "set_project", context=agent_context(repo), name="Alpha", root="alpha"
+            )
+        async with stdio_session(repo) as session:  # a new session: only the global is left
+            return await call(session, "query_entries", context=sentinel(repo), scope="project")
+
+    is_error, result = anyio.run(body)
+    assert is_error
+    assert result["error"] == "scope_violation"
+    with SqliteJournal.for_root(repo) as journal:
+        [violation] = journal.query(Query(kinds=["scope.violation"]))
+    assert violation.payload["tool"] == "query_entries"
+    assert violation.payload["mode"] == "sentinel"
+
+
+def test_query_entries_finds_a_cases_history_and_pages_with_a_cursor(repo: Path) -> None:
+    async def body() -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+        async with stdio_session(repo) as session:
+            context = sentinel(repo)
+            _, opened = await call(session, "open_bug", context=context, title="t", severity="low")
+            case = opened["case"]["case_id"]
+            await call(
+                session, "link_fix", context=context, case_id=case, landing_status="proposed"
+            )
+            for i in range(5):
+                await call(
+                    session, "append_event", context=context, event_type="tick", message=f"t{i}"
+                )
+            _, history = await call(
+                session, "query_entries", context=context, scope="sentinel", case_id=case
+            )
+            pages: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                _, page = await call(
+                    session, "query_entries", context=context, scope="sentinel",
+                    event_type="tick", limit=2, cursor=cursor, summaries=True,
+                )  # fmt: skip
+                pages += page["entries"]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    return history["entries"], pages, case
+
+    history, ticks, case = anyio.run(body)
+    assert [e["kind"] for e in history] == ["case.updated", "case.opened"]  # newest first
+    assert all(e["payload"]["case_id"] == case for e in history)
+    assert [e["message"] for e in ticks] == [f"t{i}" for i in reversed(range(5))]
+    assert all(e["summary"] for e in ticks)

@@ -192,3 +192,27 @@ def test_sixteen_sessions_appending_at_once_lose_and_tear_nothing(repo: Path) ->
         n = int(entry.message.split("] ")[-1].split(":")[0])
         assert entry.payload["execution_id"] == f"exec-{n}"
         assert entry.payload["project"] == f"P{n}"
+
+
+def test_read_recent_gives_the_projects_latest_entries_from_the_journal(repo: Path) -> None:
+    async def body() -> dict[str, Any]:
+        async with stdio_session(repo) as session:
+            context = agent_context(repo)
+            await call(session, "set_project", context=context, name="Alpha", root="alpha")
+            await call(session, "set_project", context=context, name="Beta", root="beta")
+            for i in range(4):
+                await call(
+                    session,
+                    "append_entry",
+                    context=agent_context(repo, project="Alpha"),
+                    message=f"a{i}",
+                    meta={"n": i},
+                )
+            await call(session, "append_entry", context=context, message="for beta")
+            return await call(session, "read_recent", context=context, project="Alpha", limit=3)
+
+    recent = anyio.run(body)
+    assert recent["project"] == "Alpha"
+    assert [e["message"] for e in recent["entries"]] == ["a3", "a2", "a1"]
+    assert recent["entries"][0]["meta"] == {"n": "3"}
+    assert recent["next_cursor"] is not None

@@ -30,7 +30,7 @@ from scribe import __version__
 from scribe.config import Settings, load_settings
 from scribe.errors import ScribeError
 from scribe.files import enable_writer_probe
-from scribe.journal.entry import SCOPE_VIOLATION, JournalUnavailable, NewEntry
+from scribe.journal.entry import AGENT_ENTRY, SCOPE_VIOLATION, JournalUnavailable, NewEntry
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.cases import LANDING_STATUSES, Cases
 from scribe.mcp.cases import SEVERITIES as CASE_SEVERITIES
@@ -46,8 +46,9 @@ from scribe.mcp.failures import (
 from scribe.mcp.failures import (
     SCOPE_VIOLATION as SCOPE,
 )
-from scribe.mcp.progress_line import STATUS_EMOJI, MetaValue
+from scribe.mcp.progress_line import STATUS_EMOJI, MetaValue, parse_line
 from scribe.mcp.projects import Projects
+from scribe.mcp.query import MAX_LIMIT, JournalQueries
 from scribe.mcp.sentinel import SEVERITIES as EVENT_SEVERITIES
 from scribe.mcp.sentinel import SentinelLog
 from scribe.mcp.sessions import Session, Sessions, recall, remember
@@ -103,6 +104,7 @@ class Repository:
     docs: Docs
     sentinel: SentinelLog
     cases: Cases
+    queries: JournalQueries
 
     @classmethod
     def open(cls, root: Path) -> Repository:
@@ -119,6 +121,7 @@ class Repository:
             Docs(root, journal, projects, aliases=settings.mcp_doc_aliases),
             sentinel,
             Cases(root, journal, sentinel),
+            JournalQueries(root, journal),
         )
 
     def close(self) -> None:
@@ -296,6 +299,7 @@ def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
     _engine_tools(app, door)
     _project_tools(app, door)
     _sentinel_tools(app, door)
+    _history_tools(app, door)
     return app, door
 
 
@@ -622,6 +626,120 @@ def _sentinel_tools(app: MCPServer[Any], door: Door) -> None:
             )
 
         return door.serve(ctx, context, "link_fix", ONLY_SENTINEL, work)
+
+
+Scope = Literal["project", "sentinel", "all"]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Entries per page.")]
+Text = Annotated[str | None, Field(description="Words (or word prefixes) to search for.")]
+
+
+def _history_tools(app: MCPServer[Any], door: Door) -> None:
+    read_only = ToolAnnotations(read_only_hint=True)
+
+    @app.tool(annotations=read_only)
+    def query_entries(
+        context: ContextArg,
+        scope: Annotated[
+            Scope,
+            Field(
+                description="project: project-mode entries of one project; sentinel: "
+                "sentinel-mode entries; all: everything, the engine's too."
+            ),
+        ],
+        ctx: Context,
+        day: Annotated[str | None, Field(description="A UTC day, YYYY-MM-DD.")] = None,
+        since: Annotated[str | None, Field(description="RFC 3339 time, inclusive.")] = None,
+        until: Annotated[str | None, Field(description="RFC 3339 time, exclusive.")] = None,
+        execution_id: Annotated[str | None, Field(description="One execution's entries.")] = None,
+        agent_instance_id: Annotated[str | None, Field(description="One agent instance's.")] = None,
+        intent: Annotated[
+            str | None, Field(description="Entries with exactly this intent.")
+        ] = None,
+        case_id: Annotated[str | None, Field(description="One case's entries.")] = None,
+        project: Annotated[
+            str | None,
+            Field(
+                description="Entries of or affecting this project (scope project: default "
+                "the context's, then the session's, then the current one)."
+            ),
+        ] = None,
+        path: Annotated[str | None, Field(description="A path or a glob (notes/**/*.md).")] = None,
+        event_type: Annotated[
+            str | list[str] | None,
+            Field(description="Journal kinds (case.opened) or sentinel event types (test.run)."),
+        ] = None,
+        text: Text = None,
+        limit: Limit = 50,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page of this query.")
+        ] = None,
+        order: Literal["newest", "oldest"] = "newest",
+        summaries: Annotated[bool, Field(description="Add a one-line summary per entry.")] = False,
+        include_diff: Annotated[bool, Field(description="Include each change's diff.")] = False,
+    ) -> CallToolResult:
+        """Search the journal: filter by time, execution, agent, intent, case, project, path,
+        event type and text; paged with a cursor, newest first."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            named = project
+            if scope == "project":
+                named = door.project_of(call, session, project)
+            return repo.queries.query_entries(
+                call,
+                scope=scope,
+                day=day,
+                since=since,
+                until=until,
+                execution_id=execution_id,
+                agent_instance_id=agent_instance_id,
+                intent=intent,
+                case_id=case_id,
+                project=named,
+                path=path,
+                event_type=event_type,
+                text=text,
+                limit=limit,
+                cursor=cursor,
+                order=order,
+                summaries=summaries,
+                include_diff=include_diff,
+            )
+
+        return door.serve(ctx, context, "query_entries", BOTH, work)
+
+    @app.tool(annotations=read_only)
+    def read_recent(
+        context: ContextArg,
+        ctx: Context,
+        project: ProjectArg = None,
+        limit: Limit = 20,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page.")
+        ] = None,
+    ) -> CallToolResult:
+        """The project's latest progress log entries, newest first, read from the journal."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            name = door.project_of(call, session, project)
+            found = repo.queries.query_entries(
+                call,
+                scope="project",
+                project=name,
+                event_type=AGENT_ENTRY,
+                limit=limit,
+                cursor=cursor,
+            )
+            entries = []
+            for entry in found["entries"]:
+                line = entry["payload"].get("line", entry["message"])
+                try:
+                    parsed = parse_line(line)
+                except ValueError:
+                    parsed = {}
+                entries.append({"seq": entry["seq"], "ts": entry["ts"], "line": line, **parsed})
+            return {"project": name, "entries": entries, "next_cursor": found["next_cursor"]}
+
+        return door.serve(ctx, context, "read_recent", ONLY_PROJECT, work)
 
 
 def run_stdio(app: MCPServer[Any]) -> None:
