@@ -19,6 +19,7 @@ import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, TextContent
 
 SCRIBE = str(Path(sys.executable).with_name("scribe"))
 
@@ -55,10 +56,20 @@ def agent_context(root: Path, mode: str = "project", **overrides: Any) -> dict[s
     return context
 
 
-def answer(result: Any) -> tuple[bool, dict[str, Any]]:
-    """A tool result as (is_error, the JSON its text holds)."""
-    text = result.content[0].text
-    return bool(result.is_error), json.loads(text)
+def answer(result: CallToolResult) -> tuple[bool, dict[str, Any]]:
+    """A tool result as (is_error, the JSON its text holds). Arguments the published
+    schema refuses never reach Scribe: their plain-text error becomes
+    ``{"error": "rejected by the schema"}``."""
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    if result.is_error and not block.text.startswith("{"):
+        return True, {"error": "rejected by the schema", "message": block.text}
+    return bool(result.is_error), json.loads(block.text)
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    """Call ``tool``: (is_error, its JSON answer)."""
+    return answer(await session.call_tool(tool, arguments))
 
 
 @contextlib.asynccontextmanager

@@ -29,7 +29,7 @@ from scribe.journal.entry import (
     JournalUnavailable,
 )
 from scribe.journal.head import SLOT
-from scribe.journal.sqlite import SCHEMA_VERSION
+from scribe.journal.schema import SCHEMA_VERSION
 from scribe.journal.writer import JournalWriter
 
 BASE = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

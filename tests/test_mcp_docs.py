@@ -255,6 +255,7 @@ def test_read_gives_text_hash_and_sections(
         {"heading": "Phase 2", "level": 2, "line": 14, "id": None},
         {"heading": "Notes", "level": 2, "line": 19, "id": "notes_two"},
     ]
+    docs.journal.flush()  # a read's provenance is journaled without waiting for the sync
     (entry,) = store.query(Query(kinds=[FILE_READ]))
     assert entry.path == DIR + "PHASE_PLAN.md"
     assert entry.payload["sha256"] == result["sha256"]

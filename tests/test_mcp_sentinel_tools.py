@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp.client.session import ClientSession
 
-from mcp_helpers import agent_context, answer, make_repo, stdio_session
+from mcp_helpers import agent_context, call, make_repo, stdio_session
 from scribe.journal import Query, SqliteJournal
 
 
@@ -22,13 +22,6 @@ def repo(tmp_path: Path) -> Path:
 
 def sentinel(repo: Path, **overrides: Any) -> dict[str, Any]:
     return agent_context(repo, mode="sentinel", **overrides)
-
-
-async def call(session: ClientSession, tool: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
-    result = await session.call_tool(tool, arguments)
-    if result.is_error and not result.content[0].text.startswith("{"):
-        return True, {"error": "rejected by the schema", "message": result.content[0].text}
-    return answer(result)
 
 
 def files_under(root: Path) -> set[str]:

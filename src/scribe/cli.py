@@ -662,6 +662,82 @@ def watch_command(
         tracing.shutdown()
 
 
+@app.command("read")
+def read_command(
+    path: Annotated[str, typer.Argument(help="File to read, relative to the root.")],
+    mode: Annotated[
+        str,
+        typer.Option("--mode", help="scan_only, chunk, line_range, page, full_stream or search."),
+    ] = "scan_only",
+    root: RootOption = None,
+    chunk_index: Annotated[int | None, typer.Option("--chunk-index", help="chunk: which.")] = None,
+    start_line: Annotated[
+        int | None, typer.Option("--start-line", help="line_range: from.")
+    ] = None,
+    end_line: Annotated[int | None, typer.Option("--end-line", help="line_range: to.")] = None,
+    page: Annotated[int | None, typer.Option("--page", help="page: which, from 1.")] = None,
+    page_size: Annotated[int | None, typer.Option("--page-size", help="page: lines.")] = None,
+    pattern: Annotated[str | None, typer.Option("--pattern", help="search: what to find.")] = None,
+    regex: Annotated[bool | None, typer.Option("--regex", help="search: a regex.")] = None,
+    ignore_case: Annotated[
+        bool | None, typer.Option("--ignore-case", help="search: ignore case.")
+    ] = None,
+    context: Annotated[
+        int | None, typer.Option("--context", help="search: lines around a match.")
+    ] = None,
+) -> None:
+    """Read a file the way agents do over MCP, as JSON lines: its scan (size, lines,
+    sha256, newlines, encoding, chunks) and what MODE asks for; journaled."""
+    from scribe.journal.entry import FILE_READ, NewEntry
+    from scribe.mcp.failures import ToolFailure
+    from scribe.mcp.reader import read_for_cli
+
+    base = root.resolve() if root else find_root(Path.cwd())
+    settings = load_settings(base)
+    options: dict[str, Any] = {
+        "chunk_index": chunk_index,
+        "start_line": start_line,
+        "end_line": end_line,
+        "page": page,
+        "page_size": page_size,
+        "pattern": pattern,
+        "regex": regex,
+        "ignore_case": ignore_case,
+        "context": context,
+    }
+    journal = open_journal(base, settings)
+    try:
+        for answer in read_for_cli(
+            base,
+            path,
+            mode,
+            deny=settings.mcp_deny,
+            chunk_bytes=settings.mcp_chunk_bytes,
+            **options,
+        ):
+            provenance = answer.pop("provenance", None)
+            if provenance is not None and journal is not None:
+                where = provenance["path"] or provenance["absolute"]
+                journal.append(
+                    [
+                        NewEntry(
+                            FILE_READ,
+                            "user",
+                            path=where,
+                            message=f"read {where} ({provenance['read_mode']})",
+                            payload=provenance,
+                        )
+                    ]
+                )
+            sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    except ToolFailure as failure:
+        err.print(Text(f"{failure.code}: {failure.message}", style="red"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        if journal is not None:
+            journal.close()
+
+
 @app.command("mcp")
 def mcp_command(
     roots: Annotated[

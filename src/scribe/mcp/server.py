@@ -38,6 +38,7 @@ from scribe.mcp.context import PROJECT, SENTINEL, Call, ExecutionContext, Mode, 
 from scribe.mcp.docs import ACTIONS, Docs
 from scribe.mcp.engine_tools import EngineTools
 from scribe.mcp.failures import (
+    CONFLICT,
     INVALID_ARGUMENT,
     UNAVAILABLE,
     WRONG_MODE,
@@ -46,9 +47,11 @@ from scribe.mcp.failures import (
 from scribe.mcp.failures import (
     SCOPE_VIOLATION as SCOPE,
 )
+from scribe.mcp.paths import ReadScope
 from scribe.mcp.progress_line import STATUS_EMOJI, MetaValue, parse_line
 from scribe.mcp.projects import Projects
 from scribe.mcp.query import MAX_LIMIT, JournalQueries
+from scribe.mcp.reader import INDEX_DIR, ReadAnswer, Reader, ReadMode, read_entry
 from scribe.mcp.sentinel import SEVERITIES as EVENT_SEVERITIES
 from scribe.mcp.sentinel import SentinelLog
 from scribe.mcp.sessions import Session, Sessions, recall, remember
@@ -56,6 +59,10 @@ from scribe.mcp.stdio import serve_stdio
 from scribe.startup import required_journal
 
 log = logging.getLogger("scribe")
+
+#: full_stream answers stop after the chunk that reaches this many bytes of text;
+#: ``next_cursor`` continues (a chunk is never cut, and memory stays bounded).
+STREAM_PAGE_BYTES = 1 << 20
 
 #: Idempotency keys remembered per server (oldest forgotten first).
 MAX_IDEMPOTENCY_KEYS = 100_000
@@ -105,6 +112,7 @@ class Repository:
     sentinel: SentinelLog
     cases: Cases
     queries: JournalQueries
+    reader: Reader
 
     @classmethod
     def open(cls, root: Path) -> Repository:
@@ -122,6 +130,15 @@ class Repository:
             sentinel,
             Cases(root, journal, sentinel),
             JournalQueries(root, journal),
+            Reader(
+                ReadScope(
+                    root,
+                    allow_absolute=[Path(p) for p in settings.mcp_allow_absolute],
+                    extra_deny=settings.mcp_deny,
+                ),
+                chunk_bytes=settings.mcp_chunk_bytes,
+                index_dir=root / INDEX_DIR,
+            ),
         )
 
     def close(self) -> None:
@@ -300,6 +317,7 @@ def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
     _project_tools(app, door)
     _sentinel_tools(app, door)
     _history_tools(app, door)
+    _read_tools(app, door)
     return app, door
 
 
@@ -740,6 +758,110 @@ def _history_tools(app: MCPServer[Any], door: Door) -> None:
             return {"project": name, "entries": entries, "next_cursor": found["next_cursor"]}
 
         return door.serve(ctx, context, "read_recent", ONLY_PROJECT, work)
+
+
+def _read_tools(app: MCPServer[Any], door: Door) -> None:
+    @app.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def read_file(
+        context: ContextArg,
+        path: Annotated[
+            str, Field(description="Repository-relative (or allow-listed absolute) path.")
+        ],
+        mode: Annotated[
+            ReadMode,
+            Field(
+                description="scan_only: facts only; chunk; line_range; page; full_stream "
+                "(every chunk, in pages: pass next_cursor back); search."
+            ),
+        ],
+        ctx: Context,
+        chunk_index: Annotated[
+            int | None, Field(ge=0, description="chunk: which (0-based).")
+        ] = None,
+        start_line: Annotated[
+            int | None, Field(ge=1, description="line_range: first line.")
+        ] = None,
+        end_line: Annotated[int | None, Field(ge=1, description="line_range: to.")] = None,
+        page: Annotated[int | None, Field(ge=1, description="page: which (1-based).")] = None,
+        page_size: Annotated[int | None, Field(ge=1, description="page: lines per page.")] = None,
+        pattern: Annotated[str | None, Field(description="search: what to find.")] = None,
+        regex: Annotated[bool | None, Field(description="search: pattern is a regex.")] = None,
+        ignore_case: Annotated[bool | None, Field(description="search: ignore case.")] = None,
+        context_lines: Annotated[
+            int | None, Field(ge=0, le=50, description="search: lines shown around a match.")
+        ] = None,
+        max_matches: Annotated[int | None, Field(ge=1, description="search: most matches.")] = None,
+        timeout_s: Annotated[
+            float | None, Field(gt=0, le=30, description="search: time budget in seconds.")
+        ] = None,
+        cursor: Annotated[
+            int | None, Field(ge=0, description="full_stream: the next_cursor of the last page.")
+        ] = None,
+    ) -> CallToolResult:
+        """Read a file with provenance: every read scans it first (size, lines, sha256,
+        newlines, encoding, chunks) and is journaled without its content."""
+
+        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            if mode == "full_stream":
+                if cursor is not None and any(
+                    v is not None
+                    for v in (chunk_index, start_line, end_line, page, page_size, pattern)
+                ):
+                    raise ToolFailure(INVALID_ARGUMENT, "full_stream takes only cursor")
+                return _stream_page(call, repo, path, cursor or 0)
+            if cursor is not None:
+                raise ToolFailure(INVALID_ARGUMENT, "cursor applies to mode full_stream only")
+            answer = repo.reader.read(
+                path,
+                mode,
+                chunk_index=chunk_index,
+                start_line=start_line,
+                end_line=end_line,
+                page=page,
+                page_size=page_size,
+                pattern=pattern,
+                regex=regex,
+                ignore_case=ignore_case,
+                context=context_lines,
+                max_matches=max_matches,
+                timeout_s=timeout_s,
+            )
+            assert isinstance(answer, ReadAnswer)
+            repo.journal.append([read_entry(call, answer.provenance)])
+            return answer.to_json()
+
+        return door.serve(ctx, context, "read_file", BOTH, work)
+
+
+def _stream_page(call: Call, repo: Repository, path: str, first: int) -> dict[str, Any]:
+    """Whole chunks from ``first`` on, up to about ``STREAM_PAGE_BYTES`` of text; every
+    chunk of one file, however large, is reached by following ``next_cursor``."""
+    chunks: list[dict[str, Any]] = []
+    size = 0
+    index: int | None = first
+    answer: ReadAnswer | None = None
+    sha = None
+    while index is not None and size < STREAM_PAGE_BYTES:
+        answer = repo.reader.chunk(path, index)
+        if sha is not None and answer.file["sha256"] != sha:
+            raise ToolFailure(CONFLICT, f"{path} changed while it was streamed; start again")
+        sha = answer.file["sha256"]
+        chunks.append(answer.result)
+        size += len(answer.result["text"])
+        index = answer.result["next_cursor"]
+    assert answer is not None
+    provenance = {
+        **answer.provenance,
+        "read_mode": "full_stream",
+        "range": {
+            "chunk_start": first,
+            "chunk_end": chunks[-1]["chunk_index"],
+            "byte_start": chunks[0]["byte_start"],
+            "byte_end": chunks[-1]["byte_end"],
+        },
+    }
+    repo.journal.append([read_entry(call, provenance)])
+    return {"mode": "full_stream", "file": answer.file, "chunks": chunks, "next_cursor": index}
 
 
 def run_stdio(app: MCPServer[Any]) -> None:
