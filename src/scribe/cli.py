@@ -761,7 +761,8 @@ def mcp_command(
     ] = "warning",
 ) -> None:
     """Serve the MCP server to AI agents: over stdio, or streamable HTTP with --http."""
-    from scribe.mcp.server import build_server, run_http, run_stdio
+    from scribe.mcp.http import run_http
+    from scribe.mcp.server import build_server, run_stdio
     from scribe.observe import logs
     from scribe.observe.server import parse_listen
 

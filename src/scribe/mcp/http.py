@@ -1,0 +1,70 @@
+"""The streamable HTTP transport: Host and Origin checked against the address
+served (no DNS rebinding), and a bearer token required whenever one is set, and
+always beyond loopback."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+from scribe.errors import ScribeError
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class BearerGate:
+    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer TOKEN``."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="scribe"'),
+                        ],
+                    }
+                )
+                body = b'{"error": "unauthorized", "message": "a valid bearer token is required"}'
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(app: MCPServer[Any], host: str, port: int, token: str | None) -> Any:
+    """The streamable HTTP app: Host and Origin checked against the address served
+    (a page elsewhere cannot reach it through DNS rebinding), and the token required
+    whenever one is set. Refuses to serve beyond loopback without a token."""
+    if host not in LOOPBACK and not token:
+        raise ScribeError(
+            f"scribe mcp --http {host}:{port} listens beyond loopback: set SCRIBE_MCP_TOKEN "
+            "or mcp_token_file so that only clients with the token can connect"
+        )
+    names = ["127.0.0.1", "localhost", "[::1]"] if host in LOOPBACK else [host]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"{name}:{port}" for name in names],
+        allowed_origins=[
+            f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https")
+        ],
+    )
+    served = app.streamable_http_app(transport_security=security, host=host)
+    return BearerGate(served, token) if token else served
+
+
+def run_http(app: MCPServer[Any], host: str, port: int, token: str | None) -> None:
+    import uvicorn
+
+    asgi = http_app(app, host, port, token)
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
