@@ -49,7 +49,6 @@ from scribe.journal.entry import (
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.context import Call
 from scribe.mcp.failures import CONFLICT, INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ToolFailure
-from scribe.mcp.lines import take
 from scribe.mcp.sentinel import (
     SentinelFile,
     SentinelLog,
@@ -59,7 +58,7 @@ from scribe.mcp.sentinel import (
     repo_paths,
     text,
 )
-from scribe.mcp.storage import atomic_write, file_lock
+from scribe.mcp.storage import atomic_write, file_lock, take
 
 log = logging.getLogger("scribe")
 

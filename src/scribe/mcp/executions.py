@@ -31,8 +31,7 @@ from typing import Any
 
 from scribe.mcp.context import Call
 from scribe.mcp.failures import INVALID_CONTEXT, SCOPE_VIOLATION, ToolFailure
-from scribe.mcp.lines import flock_by
-from scribe.mcp.storage import atomic_write
+from scribe.mcp.storage import atomic_write, flock_by
 
 log = logging.getLogger("scribe")
 

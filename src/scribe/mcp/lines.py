@@ -22,51 +22,13 @@ import threading
 import time
 from pathlib import Path
 
-from scribe.mcp.failures import BUSY, ToolFailure
+from scribe.mcp.failures import ToolFailure
+from scribe.mcp.storage import flock_by, take, write_all
 
 log = logging.getLogger("scribe")
 
 #: Lines a stuck file may owe before the oldest are given up (the journal keeps them).
 MAX_HELD_LINES = 10_000
-_FIRST_NAP, _LONGEST_NAP = 0.0005, 0.02
-
-
-def busy(what: str, timeout: float) -> ToolFailure:
-    return ToolFailure(
-        BUSY,
-        f"{what} is locked by another writer; gave up after {timeout:g} s, try again",
-        file=what,
-    )
-
-
-def take(guard: threading.Lock, deadline: float, what: str, timeout: float) -> None:
-    """Acquire ``guard`` by ``deadline`` (a ``time.monotonic()`` value) or raise BUSY."""
-    if not guard.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
-        raise busy(what, timeout)
-
-
-def flock_by(fd: int, deadline: float, what: str, timeout: float) -> None:
-    """Take an exclusive ``flock`` on ``fd`` by ``deadline`` or raise BUSY.
-
-    Non-blocking attempts with naps that grow from half a millisecond to 20 ms: a
-    lock held for a single write is caught at once, a stuck one costs no CPU.
-    """
-    nap = _FIRST_NAP
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise busy(what, timeout) from None
-            time.sleep(min(nap, left))
-            nap = min(nap * 2, _LONGEST_NAP)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    while data:  # a regular file takes it all in one write unless the disk fills up
-        data = data[os.write(fd, data) :]
 
 
 class LineFile:

@@ -19,7 +19,6 @@ order than their seqs; each line is whole.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -33,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from scribe.errors import OutsideRoot
-from scribe.files import fsync_dir, resolve_inside
+from scribe.files import resolve_inside
 from scribe.journal.entry import AGENT_ENTRY, PROJECT_SET, NewEntry
 from scribe.journal.writer import JournalWriter
 from scribe.mcp import templates
 from scribe.mcp.context import Call
-from scribe.mcp.failures import BUSY, INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ToolFailure
+from scribe.mcp.failures import INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ToolFailure
 from scribe.mcp.failures import SCOPE_VIOLATION as OUTSIDE
 from scribe.mcp.progress_line import (
     MAX_MESSAGE,
@@ -50,6 +49,7 @@ from scribe.mcp.progress_line import (
     parse_line,
     pick_emoji,
 )
+from scribe.mcp.storage import atomic_write, busy, flock_by
 
 __all__ = [
     "DOCS_ROOT",
@@ -92,10 +92,6 @@ def inside(root: Path, rel: str) -> Path:
         raise ToolFailure(OUTSIDE, f"{rel}: {exc}", path=rel) from None
 
 
-def _busy(rel: str, timeout: float) -> ToolFailure:
-    return ToolFailure(BUSY, f"{rel} stayed locked for {timeout:g} s; try again", path=rel)
-
-
 @contextmanager
 def locked(path: Path, rel: str, timeout: float) -> Iterator[None]:
     """Hold ``path`` exclusively, against this process's threads and other processes.
@@ -109,21 +105,12 @@ def locked(path: Path, rel: str, timeout: float) -> Iterator[None]:
     with _GATES_GUARD:
         gate = _GATES.setdefault(str(path), threading.Lock())
     if not gate.acquire(timeout=timeout):  # threads queue here, not in a polling loop
-        raise _busy(rel, timeout)
+        raise busy(rel, timeout)
     try:
         while True:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                pause = 0.001
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() + pause > deadline:
-                            raise _busy(rel, timeout) from None
-                        time.sleep(pause)
-                        pause = min(pause * 2, 0.05)
+                flock_by(fd, deadline, rel, timeout)
                 held, current = os.fstat(fd), os.stat(path)
                 if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
                     yield
@@ -169,17 +156,8 @@ class Projects:
         return data
 
     def _write(self, data: dict[str, Any]) -> None:
-        tmp = self._registry.with_name(f".projects.json.{os.getpid()}.{os.urandom(4).hex()}")
-        try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2, ensure_ascii=False, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._registry)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(self._registry.parent)
+        text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        atomic_write(self._registry, text.encode("utf-8"))
 
     def set_project(self, call: Call, *, name: str, root: str) -> dict[str, Any]:
         """Create or update the project ``name`` at ``root`` and make it current.
