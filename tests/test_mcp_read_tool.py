@@ -60,24 +60,37 @@ def test_read_file_answers_with_the_scan_and_journals_provenance_not_content(rep
     assert secret not in logs
 
 
-@pytest.mark.parametrize("path", [".env", "notes/../../outside.md", "/etc/passwd", ".git/config"])
-def test_a_denied_read_is_refused_and_journaled_as_a_scope_violation(repo: Path, path: str) -> None:
+DENIED = [
+    ".env",
+    ".ENV.local",
+    "notes/../../outside.md",
+    "/etc/passwd",
+    ".git/config",
+    ".scribe/registry/projects.json",
+]
+
+
+def test_denied_reads_are_refused_and_journaled_as_scope_violations(repo: Path) -> None:
     (repo / ".env").write_text("TOKEN=1\n")
     (repo / ".git").mkdir()
     (repo / ".git" / "config").write_text("[core]\n")
 
-    async def body() -> tuple[bool, dict[str, Any]]:
+    async def body() -> list[tuple[bool, dict[str, Any]]]:
         async with stdio_session(repo) as session:
-            return await call(
-                session, "read_file", context=agent_context(repo), path=path, mode="scan_only"
-            )
+            return [
+                await call(
+                    session, "read_file", context=agent_context(repo), path=path, mode="scan_only"
+                )
+                for path in DENIED
+            ]
 
-    is_error, result = anyio.run(body)
-    assert is_error
-    assert result["error"] == "scope_violation"
+    for path, (is_error, result) in zip(DENIED, anyio.run(body), strict=True):
+        assert is_error, path
+        assert result["error"] == "scope_violation", path
     with SqliteJournal.for_root(repo) as journal:
-        violations = journal.query(Query(kinds=["scope.violation"]))
-    assert [v.payload["tool"] for v in violations] == ["read_file"]
+        violations = journal.query(Query(kinds=["scope.violation"], newest_first=False))
+    assert [v.payload["tool"] for v in violations] == ["read_file"] * len(DENIED)
+    assert [v.path for v in violations] == DENIED
 
 
 def test_full_stream_pages_give_back_the_whole_file_exactly(repo: Path) -> None:
@@ -136,6 +149,31 @@ def test_a_slow_search_does_not_hold_up_other_calls(repo: Path) -> None:
 
     anyio.run(body)
     assert order == ["quick", "slow"]
+
+
+def test_two_slow_calls_run_at_once(repo: Path) -> None:
+    """The longer search started first and the shorter second: the shorter ends first
+    only if both run at the same time (one after the other, it could not)."""
+    (repo / "slow.txt").write_text("a" * 5000 + "!\n")
+    order: list[float] = []
+
+    async def slow(session: ClientSession, budget: float, delay: float) -> None:
+        await anyio.sleep(delay)
+        is_error, result = await call(
+            session, "read_file", context=agent_context(repo), path="slow.txt", mode="search",
+            pattern="(a+)+$", regex=True, timeout_s=budget,
+        )  # fmt: skip
+        assert is_error
+        assert result["error"] == "timeout"
+        order.append(budget)
+
+    async def body() -> None:
+        async with stdio_session(repo) as session, anyio.create_task_group() as group:
+            group.start_soon(slow, session, 3.0, 0.0)
+            group.start_soon(slow, session, 1.0, 0.3)
+
+    anyio.run(body)
+    assert order == [1.0, 3.0]
 
 
 def placeholders(schema: dict[str, Any]) -> dict[str, Any]:

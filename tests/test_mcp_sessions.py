@@ -71,6 +71,12 @@ def test_each_session_keeps_its_own_project(repo: Path) -> None:
 
         first_id, second_id = anyio.run(body)
     assert first_id != second_id
+    with SqliteJournal.for_root(repo) as journal:
+        entries = journal.query(Query(kinds=["agent.entry"]))
+    for entry in entries:  # the transport's session id is recorded, never used as ours
+        assert entry.payload["session_id"] in (first_id, second_id)
+        assert entry.payload["transport_session_id"] not in (first_id, second_id, None)
+    assert len({e.payload["transport_session_id"] for e in entries}) == 2
     assert [e["message"] for e in progress_lines(repo, "alpha")] == ["from the first"]
     assert [e["message"] for e in progress_lines(repo, "beta")] == ["from the second"]
 

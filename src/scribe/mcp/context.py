@@ -170,7 +170,12 @@ class Call:
     context: ExecutionContext
     root: Path
     session_id: str
+    #: The transport's own session id (streamable HTTP), recorded beside ours.
+    transport_session_id: str | None = None
 
     def payload(self, **extra: Any) -> dict[str, Any]:
         """A journal payload: the call's provenance, its session, then ``extra``."""
-        return {**self.context.provenance(), "session_id": self.session_id, **extra}
+        session: dict[str, Any] = {"session_id": self.session_id}
+        if self.transport_session_id:
+            session["transport_session_id"] = self.transport_session_id
+        return {**self.context.provenance(), **session, **extra}

@@ -178,7 +178,7 @@ class Door:
                     mode=context.mode,
                 )
             session = self._session(ctx)
-            call = Call(context, root, session.id)
+            call = Call(context, root, session.id, session.transport_id)
             result = ok(work(call, self.repositories[root], session))
             self._log(tool, call, started, "ok")
             return result
