@@ -1,8 +1,8 @@
-"""Benchmarks of the MCP server's tool logic, one section per tool family.
+"""Benchmarks of the MCP server and its tool logic, one section per tool family.
 
 Each section is a function ``(Config, scratch, console) -> Section`` listed in
 ``SECTIONS``: it builds its own workload under the scratch directory and returns
-its table rows and raw numbers. Sections so far:
+its table rows (or lines, beside named baselines) and raw numbers. Sections so far:
 
 * ``query``: ``query_entries`` on a journal of 100,000 entries (engine rewrites
   and agents' entries over ten days: several agents, instances, executions,
@@ -12,33 +12,66 @@ its table rows and raw numbers. Sections so far:
   ``json.loads`` on each line, until the page is full. Its answers are compared
   with Scribe's (``agree``), and ``naive/scribe`` is how many times faster Scribe's
   median is.
+* ``stdio``: ``append_event`` round trips through the SDK's own client to real
+  ``scribe mcp`` processes on a scratch repository: one session, one call at a
+  time; one session with 8 calls in flight; 8 sessions (processes) at once.
+  Beside them, in the same run: the SDK's floor (``bench/mcp_floor.py``, a tool
+  that returns a constant, on the SDK's stdio transport, driven the same way),
+  append_event's logic called in-process, and the journal's commit alone. Then
+  the repository is audited: every append journaled exactly once, the chain
+  verified, every line of the day's ``sentinel.jsonl`` whole JSON, one per append.
+* ``read_file``: ``scan_only`` of a 1 GiB file of lines, each time through a
+  fresh server, against ``sha256sum`` (and ``openssl``) on the same file in the
+  page cache; the server's peak RSS; the last chunk of a 200 MiB file with no
+  newline from a fresh server (its scan included) and again warm.
 
 Run ``.venv/bin/python bench/mcp.py [--quick] [--out PATH] [--section NAME] [--keep]``.
 """
 
+# ruff: noqa: E402 (sys.path is set right before the third-party imports: see BENCH_DIR)
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
 import signal
+import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+BENCH_DIR = Path(__file__).resolve().parent
+# Run as a script, this file's folder comes first on sys.path, where this file would
+# shadow the SDK's ``mcp`` package: the folder goes last (engine.py and journal.py are
+# still found there), before anything imports the SDK.
+if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
+    sys.path.append(sys.path.pop(0))
+
+import anyio
+import psutil  # type: ignore[import-untyped]
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp_types import CallToolResult, TextContent
 from rich.console import Console
 from rich.table import Table
 
-from engine import interrupt, percentile, ratio, write_report
+from engine import MB, RSS_INTERVAL, interrupt, percentile, rate, ratio, write_report
 from journal import GLOBS, cycles, make_paths
 from scribe.journal.entry import (
     AGENT_ENTRY,
@@ -48,6 +81,7 @@ from scribe.journal.entry import (
     CASE_UPDATED,
     DOC_CHANGED,
     FILE_READ,
+    JOURNAL_FLAGGED,
     PROJECT_SET,
     NewEntry,
 )
@@ -55,12 +89,26 @@ from scribe.journal.mirrors import JSONL, LOG_DIR, Mirrors
 from scribe.journal.search import glob_match
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
-from scribe.mcp.context import Call, ExecutionContext
+from scribe.mcp.context import Call, ExecutionContext, parse_context
 from scribe.mcp.query import JournalQueries
+from scribe.mcp.sentinel import SENTINEL_DIR, SentinelFile, SentinelLog
 
-BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = BENCH_DIR / "results" / "mcp.json"
 QUERY_TARGET_MS = 30.0
+
+SCRIBE = str(Path(sys.executable).with_name("scribe"))
+FLOOR_SCRIPT = BENCH_DIR / "mcp_floor.py"
+SDK_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR = "SDK floor", "in-process tool", "journal floor"
+SHA256SUM, OPENSSL = "sha256sum", "openssl"
+CALLS_TARGET = 1000.0  # append_event calls/s in one stdio session
+SCAN_TARGET = 0.8  # scan_only throughput, times sha256sum's
+RSS_TARGET_MB = 100.0
+FLAT_TARGET_S = 0.3  # last chunk of the file without a newline, scan included
+HANG_GUARD_S = 600.0  # a server kind's stdio configurations, or one read_file server
+BLOCK_BYTES = 1 << 20
+LINE_BYTES = 64
+#: The stdio configurations (keys of the JSON too).
+SEQUENTIAL, IN_FLIGHT, SESSIONS = "sequential", "in_flight", "sessions"
 
 
 @dataclass(frozen=True)
@@ -72,11 +120,20 @@ class Config:
     steps: int  # query: transactions it is built in
     runs: int  # query: calls per filter
     naive_runs: int  # query: of those, answered the naive way too
+    calls: int  # stdio: measured append_event calls per configuration
+    big_mib: int  # read_file: the file of lines
+    scan_runs: int  # read_file: fresh servers scanning it
     agent_share: float = 0.4  # query: agents' entries among all
+    warmup: int = 50  # stdio: calls per session before the clock starts
+    in_flight: int = 8  # stdio: concurrent calls sharing one session
+    sessions: int = 8  # stdio: server processes on one repository
+    flat_mib: int = 200  # read_file: the file with no newline
 
 
-FULL = Config(entries=100_000, days=10, steps=2000, runs=200, naive_runs=5)
-QUICK = Config(entries=10_000, days=10, steps=200, runs=20, naive_runs=3)
+FULL = Config(entries=100_000, days=10, steps=2000, runs=200, naive_runs=5, calls=2000,
+              big_mib=1024, scan_runs=3)  # fmt: skip
+QUICK = Config(entries=10_000, days=10, steps=200, runs=20, naive_runs=3, calls=200,
+               big_mib=100, scan_runs=1)  # fmt: skip
 
 
 @dataclass
@@ -94,10 +151,32 @@ class Row:
 
 
 @dataclass
+class Line:
+    """A row of the stdio and read_file tables: Scribe's value beside each baseline's,
+    measured in the same run (``unit`` "count" for things that should be 0)."""
+
+    metric: str
+    unit: str
+    scribe: float | None
+    baselines: dict[str, float | None] = field(default_factory=dict)
+    target: str = "info"
+    passed: bool | None = None
+
+    def ratios(self) -> dict[str, float | None]:
+        """Scribe's value divided by each baseline's."""
+        return {f"scribe/{name}": ratio(self.scribe, v) for name, v in self.baselines.items()}
+
+
+@dataclass
 class Section:
+    """A section's results: ``rows`` against the naive yardstick (query), or
+    ``lines`` against the named ``baselines``."""
+
     name: str
     rows: list[Row]
     details: dict[str, Any] = field(default_factory=dict)
+    lines: list[Line] = field(default_factory=list)
+    baselines: tuple[str, ...] = ()
 
 
 # -- query: the workload -------------------------------------------------------------
@@ -521,7 +600,712 @@ def query_section(cfg: Config, scratch: Path, console: Console) -> Section:
     return Section("query", rows, details)
 
 
-SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {"query": query_section}
+# -- over stdio: servers, sessions, memory ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """How to start one kind of stdio server; each session's stderr goes to ``logs``."""
+
+    name: str
+    argv: tuple[str, ...]
+    cwd: Path
+    logs: Path
+
+    def pids(self) -> list[int]:
+        """The bench's live children running this server."""
+        tail = list(self.argv[1:])
+        found = []
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[-len(tail) :] == tail:
+                    found.append(child.pid)
+        return found
+
+
+def scribe_server(root: Path, scratch: Path) -> Server:
+    return Server("scribe", (SCRIBE, "mcp", str(root)), root, scratch / "logs")
+
+
+@contextlib.asynccontextmanager
+async def connected(server: Server, tag: str) -> AsyncIterator[ClientSession]:
+    """An initialised session with a new server process, through the SDK's own client."""
+    params = StdioServerParameters(
+        command=server.argv[0], args=list(server.argv[1:]), cwd=str(server.cwd)
+    )
+    server.logs.mkdir(parents=True, exist_ok=True)
+    with (server.logs / f"{server.name}-{tag}.log").open("w", encoding="utf-8") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
+
+
+def answer_of(result: CallToolResult) -> dict[str, Any]:
+    """A tool result's JSON; an error result (or a schema refusal) as ``{"error": ...}``."""
+    block = result.content[0] if result.content else None
+    text = block.text if isinstance(block, TextContent) else ""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        body = {"error": "not JSON", "message": text[:300]}
+    if result.is_error and "error" not in body:
+        body = {"error": "error result", "message": text[:300]}
+    return body if isinstance(body, dict) else {"answer": body}
+
+
+def new_repo(scratch: Path, name: str) -> Path:
+    """A scratch repository made the way a user makes one: ``scribe init``."""
+    root = scratch / name
+    subprocess.run([SCRIBE, "init", str(root)], check=True, capture_output=True)
+    return root.resolve()
+
+
+def sentinel_context(root: Path, instance: str, moment: datetime) -> dict[str, Any]:
+    return {
+        "repo_root": str(root),
+        "mode": "sentinel",
+        "execution_id": "bench-mcp",
+        "agent_identity": {"id": "bench", "instance_id": instance},
+        "intent": "measure the server over stdio",
+        "timestamp_utc": _rfc3339(moment),
+        "affected_dev_projects": [],
+    }
+
+
+class PeakRss:
+    """The peak RSS of process ``pid`` since the last ``restart``, sampled every
+    20 ms by a thread (and once more when asked, so a short call is not missed)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._process = psutil.Process(pid)
+        self._peak = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_INTERVAL):
+            self._take()
+
+    def _take(self) -> int:
+        try:
+            rss = int(self._process.memory_info().rss)
+        except psutil.Error:
+            return 0
+        with self._lock:
+            self._peak = max(self._peak, rss)
+        return rss
+
+    def restart(self) -> int:
+        """Forget the peak so far; the RSS now."""
+        with self._lock:
+            self._peak = 0
+        return self._take()
+
+    def peak(self) -> int:
+        self._take()
+        with self._lock:
+            return self._peak
+
+    def hwm(self) -> int | None:
+        """The kernel's peak RSS over the process's whole life (``VmHWM``)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        return int(found.group(1)) * 1024 if found else None
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+# -- stdio: append_event round trips ----------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One configuration's measured calls: each call's latency, the wall time of all
+    of them, and the CPU the bench (the client) and the servers spent meanwhile."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    client_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+
+    @property
+    def rate(self) -> float | None:
+        return rate(len(self.latencies_ms), self.wall_s)
+
+    def p(self, pct: float) -> float | None:
+        return _p(self.latencies_ms, pct)
+
+
+@dataclass
+class Tally:
+    """Every call's outcome, warm-ups included: messages appended, errors."""
+
+    sent: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def measured(run: Run, pids: list[int]) -> Iterator[None]:
+    cpu, client, started = _cpu(pids), time.process_time(), time.perf_counter()
+    yield
+    run.wall_s = time.perf_counter() - started
+    run.client_cpu_s = time.process_time() - client
+    run.server_cpu_s = _cpu(pids) - cpu
+
+
+async def one_at_a_time(
+    session: ClientSession, context: dict[str, Any], tag: str, count: int, run: Run, tally: Tally
+) -> None:
+    """``count`` append_event calls, each sent when the last one is answered."""
+    for i in range(count):
+        message = f"{tag} call {i}"
+        arguments = {"context": context, "event_type": "bench.call", "message": message}
+        started = time.perf_counter()
+        result = await session.call_tool("append_event", arguments)
+        run.latencies_ms.append((time.perf_counter() - started) * 1000)
+        if result.is_error:
+            tally.errors.append(json.dumps(answer_of(result))[:300])
+        else:
+            tally.sent.append(message)
+
+
+async def one_session(
+    server: Server, context: dict[str, Any], cfg: Config, tally: Tally
+) -> tuple[Run, Run]:
+    """One session: ``cfg.calls`` calls one after another, then as many again with
+    ``cfg.in_flight`` tasks sharing the session, each waiting for its own answers."""
+    async with connected(server, "one") as session:
+        await one_at_a_time(session, context, "warm-up", cfg.warmup, Run(), tally)
+        pids = server.pids()
+        sequential, in_flight = Run(), Run()
+        with measured(sequential, pids):
+            await one_at_a_time(session, context, "sequential", cfg.calls, sequential, tally)
+        per_task = cfg.calls // cfg.in_flight
+        with measured(in_flight, pids):
+            async with anyio.create_task_group() as group:
+                for k in range(cfg.in_flight):
+                    group.start_soon(
+                        one_at_a_time, session, context, f"in-flight {k}", per_task, in_flight,
+                        tally,
+                    )  # fmt: skip
+    return sequential, in_flight
+
+
+async def many_sessions(
+    server: Server, contexts: list[dict[str, Any]], cfg: Config, tally: Tally
+) -> Run:
+    """One server process per context, all started and warmed up first; then each
+    makes its share of ``cfg.calls`` one after another, all at once. The clock
+    stops at the last answer, before any session closes."""
+    run = Run()
+    ready = [anyio.Event() for _ in contexts]
+    done = [anyio.Event() for _ in contexts]
+    go, release = anyio.Event(), anyio.Event()
+    per_session = cfg.calls // len(contexts)
+
+    async def session_task(k: int) -> None:
+        async with connected(server, f"many-{k}") as session:
+            await one_at_a_time(session, contexts[k], f"warm-up {k}", cfg.warmup, Run(), tally)
+            ready[k].set()
+            await go.wait()
+            await one_at_a_time(session, contexts[k], f"session {k}", per_session, run, tally)
+            done[k].set()
+            await release.wait()
+
+    async with anyio.create_task_group() as group:
+        for k in range(len(contexts)):
+            group.start_soon(session_task, k)
+        for event in ready:
+            await event.wait()
+        with measured(run, server.pids()):
+            go.set()
+            for event in done:
+                await event.wait()
+        release.set()
+    return run
+
+
+async def over_stdio(
+    server: Server, contexts: list[dict[str, Any]], cfg: Config, tally: Tally
+) -> dict[str, Run]:
+    with anyio.fail_after(HANG_GUARD_S):
+        sequential, in_flight = await one_session(server, contexts[0], cfg, tally)
+        sessions = await many_sessions(server, contexts, cfg, tally)
+    return {SEQUENTIAL: sequential, IN_FLIGHT: in_flight, SESSIONS: sessions}
+
+
+def in_process(cfg: Config, append: Callable[[str], None]) -> dict[str, Run]:
+    """``append(message)`` as the stdio configurations call append_event: warm-up,
+    then ``cfg.calls`` one after another, then as many from ``cfg.in_flight``
+    threads (which also stand for the sessions: one process, not several)."""
+
+    def appends(run: Run, tag: str, count: int) -> None:
+        for i in range(count):
+            started = time.perf_counter()
+            append(f"{tag} call {i}")
+            run.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    appends(Run(), "warm-up", cfg.warmup)
+    alone, threaded = Run(), Run()
+    with measured(alone, []):
+        appends(alone, "sequential", cfg.calls)
+    share = cfg.calls // cfg.in_flight
+    threads = [
+        threading.Thread(target=appends, args=(threaded, f"thread {k}", share))
+        for k in range(cfg.in_flight)
+    ]
+    with measured(threaded, []):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return {SEQUENTIAL: alone, IN_FLIGHT: threaded, SESSIONS: threaded}
+
+
+def journal_floor(cfg: Config, root: Path, context: dict[str, Any]) -> dict[str, Run]:
+    """The durable commit every append_event waits for, with nothing around it: one
+    agent.event entry made and ``JournalWriter.append``-ed at a time, through the
+    server's writer (SQLite journal and mirrors)."""
+    call = Call(ExecutionContext.model_validate(context), root, "bench-session")
+    writer = JournalWriter(SqliteJournal.for_root(root), Mirrors(root))
+
+    def append(message: str) -> None:
+        payload = call.payload(event_type="bench.call", severity=None, paths=[], data=None,
+                               entry_id=uuid.uuid4().hex)  # fmt: skip
+        writer.append([NewEntry(AGENT_EVENT, call.context.actor, message=message, payload=payload)])
+
+    try:
+        return in_process(cfg, append)
+    finally:
+        writer.close()
+
+
+def tool_floor(cfg: Config, root: Path, context: dict[str, Any]) -> dict[str, Run]:
+    """append_event's own work without MCP: the context parsed and
+    ``SentinelLog.append_event`` called in-process, as the server does it (journal,
+    sentinel.jsonl and SENTINEL_LOG.md lines, execution summary)."""
+    writer = JournalWriter(SqliteJournal.for_root(root), Mirrors(root))
+    sentinel = SentinelLog(root, writer)
+
+    def append(message: str) -> None:
+        parsed, where = parse_context(context, [root])
+        sentinel.append_event(Call(parsed, where, "bench-session"), event_type="bench.call",
+                              message=message, severity=None, paths=[], data=None,
+                              idempotency_key=None)  # fmt: skip
+
+    try:
+        return in_process(cfg, append)
+    finally:
+        sentinel.close()
+        writer.close()
+
+
+@dataclass
+class Audit:
+    """What the repository holds after the run, against the appends answered."""
+
+    appended: int
+    journal_missing: int
+    journal_extra: int  # duplicated, or never answered as appended
+    chain_ok: bool
+    chain_problem: str | None
+    flagged: int  # journal.flagged entries (a torn line found, for one)
+    jsonl_lines: int
+    jsonl_torn: int
+    jsonl_missing: int
+    jsonl_extra: int
+    markdown_lines: int
+
+
+def audit(root: Path, day: str, sent: list[str]) -> Audit:
+    """Every append in the journal exactly once and the chain intact (as ``scribe
+    verify`` checks it); every line of the day's ``sentinel.jsonl`` whole JSON, one
+    per append."""
+    expected = Counter(sent)
+    db = sqlite3.connect(f"file:{root / '.scribe' / 'journal.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT message FROM entries WHERE kind = ?", (AGENT_EVENT,))
+        journaled = Counter(message for (message,) in rows)
+        (flagged,) = db.execute(
+            "SELECT count(*) FROM entries WHERE kind = ?", (JOURNAL_FLAGGED,)
+        ).fetchone()
+    finally:
+        db.close()
+    store = SqliteJournal.for_root(root)
+    try:
+        report = store.verify()
+    finally:
+        store.close()
+    folder = root / SENTINEL_DIR / day
+    pieces = (folder / SentinelFile.EVENTS.value).read_bytes().split(b"\n")
+    torn = int(pieces[-1] != b"")  # the last line has no newline: cut short
+    lines: Counter[str] = Counter()
+    for piece in pieces[:-1]:
+        try:
+            record = json.loads(piece)
+            lines[record["message"]] += 1
+        except (ValueError, KeyError, TypeError):
+            torn += 1
+    markdown = (folder / SentinelFile.LOG.value).read_bytes().count(b"\n")
+    return Audit(
+        appended=len(sent),
+        journal_missing=sum((expected - journaled).values()),
+        journal_extra=sum((journaled - expected).values()),
+        chain_ok=report.ok,
+        chain_problem=None if report.ok else str(report),
+        flagged=int(flagged),
+        jsonl_lines=len(pieces) - 1 + (pieces[-1] != b""),
+        jsonl_torn=torn,
+        jsonl_missing=sum((expected - lines).values()),
+        jsonl_extra=sum((lines - expected).values()),
+        markdown_lines=markdown,
+    )
+
+
+def _per_call_ms(run: Run, cpu_s: float) -> float | None:
+    return 1000 * cpu_s / len(run.latencies_ms) if run.latencies_ms else None
+
+
+def _stdio_lines(
+    cfg: Config, scribe: dict[str, Run], floors: dict[str, dict[str, Run]]
+) -> list[Line]:
+    labels = {
+        SEQUENTIAL: "1 session, 1 at a time",
+        IN_FLIGHT: f"1 session, {cfg.in_flight} in flight",
+        SESSIONS: f"{cfg.sessions} sessions, 1 at a time each",
+    }
+    lines = []
+    for key, run in scribe.items():
+        label, sdk = labels[key], floors[SDK_FLOOR][key]
+        single = key != SESSIONS  # the target is for one session
+        lines += [
+            Line(f"{label}: append_event", "calls/s", run.rate,
+                 {name: runs[key].rate for name, runs in floors.items()},
+                 f">= {CALLS_TARGET:,.0f}/s" if single else "info",
+                 (run.rate or 0) >= CALLS_TARGET if single else None),
+            Line(f"{label}: latency p50", "ms", run.p(50),
+                 {name: runs[key].p(50) for name, runs in floors.items()}),
+            Line(f"{label}: latency p95", "ms", run.p(95),
+                 {name: runs[key].p(95) for name, runs in floors.items()}),
+            Line(f"{label}: server CPU/call", "ms", _per_call_ms(run, run.server_cpu_s),
+                 {SDK_FLOOR: _per_call_ms(sdk, sdk.server_cpu_s)}),
+            Line(f"{label}: client CPU/call", "ms", _per_call_ms(run, run.client_cpu_s),
+                 {SDK_FLOOR: _per_call_ms(sdk, sdk.client_cpu_s)}),
+        ]  # fmt: skip
+    return lines
+
+
+def _audit_lines(found: Audit, errors: int, floor_errors: int) -> list[Line]:
+    jsonl_off = found.jsonl_missing + found.jsonl_extra
+    return [
+        Line("error results", "count", errors, {SDK_FLOOR: floor_errors}, "0", errors == 0),
+        Line("appends missing from the journal", "count", found.journal_missing, target="0",
+             passed=found.journal_missing == 0),
+        Line("appends journaled twice or unanswered", "count", found.journal_extra,
+             target="0", passed=found.journal_extra == 0),
+        Line("journal chain broken (verify)", "count", 0 if found.chain_ok else 1, target="0",
+             passed=found.chain_ok),
+        Line("sentinel.jsonl torn lines", "count", found.jsonl_torn, target="0",
+             passed=found.jsonl_torn == 0),
+        Line("sentinel.jsonl lines missing / extra", "count", jsonl_off, target="0",
+             passed=jsonl_off == 0),
+        Line(f"sentinel.jsonl lines, for {found.appended:,} appends", "count",
+             found.jsonl_lines),
+        Line(f"SENTINEL_LOG.md lines, for {found.appended:,} appends", "count",
+             found.markdown_lines),
+        Line("journal.flagged entries", "count", found.flagged),
+    ]  # fmt: skip
+
+
+def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
+    moment = datetime.now(UTC)  # one timestamp: every event goes to one day folder
+    root, floor_root = new_repo(scratch, "stdio"), new_repo(scratch, "stdio-floor")
+    contexts = [sentinel_context(root, f"bench-{k}", moment) for k in range(cfg.sessions)]
+    floor_contexts = [sentinel_context(floor_root, c["agent_identity"]["instance_id"], moment)
+                      for c in contexts]  # fmt: skip
+    floor_server = Server("floor", (sys.executable, "-P", str(FLOOR_SCRIPT)), floor_root,
+                          scratch / "logs")  # fmt: skip
+    tally, floor_tally = Tally(), Tally()
+    console.print(f"stdio: scribe mcp, {cfg.calls:,} append_event calls per configuration")
+    scribe = anyio.run(over_stdio, scribe_server(root, scratch), contexts, cfg, tally)
+    console.print("stdio: the SDK's floor (bench/mcp_floor.py), driven the same way")
+    floors = {SDK_FLOOR: anyio.run(over_stdio, floor_server, floor_contexts, cfg, floor_tally)}
+    console.print("stdio: append_event's logic in-process, then the journal's commit alone")
+    tool_root = new_repo(scratch, "tool-floor")
+    floors[TOOL_FLOOR] = tool_floor(cfg, tool_root, sentinel_context(tool_root, "bench-0", moment))
+    floors[JOURNAL_FLOOR] = journal_floor(cfg, new_repo(scratch, "journal-floor"), contexts[0])
+    console.print("stdio: auditing the journal and the sentinel log")
+    found = audit(root, moment.date().isoformat(), tally.sent)
+    lines = _stdio_lines(cfg, scribe, floors)
+    lines += _audit_lines(found, len(tally.errors), len(floor_tally.errors))
+    details = {
+        "calls": cfg.calls, "warmup": cfg.warmup, "in_flight": cfg.in_flight,
+        "sessions": cfg.sessions, "day": moment.date().isoformat(),
+        "scribe": {key: asdict(run) for key, run in scribe.items()},
+        **{name: {key: asdict(run) for key, run in runs.items()} for name, runs in floors.items()},
+        "errors": tally.errors[:20], "floor_errors": floor_tally.errors[:20],
+        "audit": asdict(found),
+    }  # fmt: skip
+    return Section("stdio", [], details, lines, (SDK_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR))
+
+
+# -- read_file: scanning a large file --------------------------------------------------
+
+
+def text_block() -> bytes:
+    """1 MiB of 64-byte lines of words: a file of that many lines per MiB."""
+    rng = random.Random(11)
+    lines = []
+    for i in range(BLOCK_BYTES // LINE_BYTES):
+        words = " ".join(rng.choice(WORDS) for _ in range(12))
+        lines.append(f"{i:05d} {words}"[: LINE_BYTES - 1].ljust(LINE_BYTES - 1) + "\n")
+    return "".join(lines).encode("ascii")
+
+
+def flat_block() -> bytes:
+    """1 MiB of words and spaces with no newline at all, as minified text is."""
+    rng = random.Random(13)
+    words: list[str] = []
+    size = 0
+    while size <= BLOCK_BYTES:  # the words joined, one space fewer, fill the block
+        words.append(rng.choice(WORDS))
+        size += len(words[-1]) + 1
+    return " ".join(words).encode("ascii")[:BLOCK_BYTES]
+
+
+def write_blocks(path: Path, block: bytes, count: int) -> None:
+    with path.open("wb") as out:
+        for _ in range(count):
+            out.write(block)
+
+
+def warm_read(path: Path) -> None:
+    """Read ``path`` once so every later read finds it in the page cache."""
+    with path.open("rb", buffering=0) as f:
+        while f.read(BLOCK_BYTES):
+            pass
+
+
+def age(path: Path, n: int) -> None:
+    """Give ``path`` a new identity (mtime, and so ctime) in the past: a server's scan
+    cache, in memory or on disk, has never seen it, and the new scan is old enough
+    to be kept (a file modified under a second ago is never cached)."""
+    when = time.time() - 86_400 - n
+    os.utime(path, (when, when))
+
+
+def hashed(argv: list[str], path: Path) -> tuple[float, str]:
+    """A hashing command's time on ``path`` (process start-up included: a few ms) and
+    the digest it printed first."""
+    started = time.perf_counter()
+    done = subprocess.run([*argv, str(path)], check=True, capture_output=True, text=True)
+    return time.perf_counter() - started, done.stdout.split()[0]
+
+
+async def read_call(
+    session: ClientSession, context: dict[str, Any], path: str, **arguments: Any
+) -> tuple[float, dict[str, Any]]:
+    """One read_file round trip: its time and its answer (an error raises)."""
+    started = time.perf_counter()
+    result = await session.call_tool("read_file", {"context": context, "path": path, **arguments})
+    elapsed = time.perf_counter() - started
+    body = answer_of(result)
+    if result.is_error:
+        raise RuntimeError(f"read_file {path} {arguments} failed: {body}")
+    return elapsed, body
+
+
+def last_chunk_problems(path: Path, chunk: dict[str, Any]) -> list[str]:
+    """How the answer for the last chunk differs from the file's bytes, if it does."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(chunk["byte_start"])
+        raw = f.read(size - chunk["byte_start"])
+    problems = []
+    if chunk["byte_end"] != size or chunk["next_cursor"] is not None:
+        problems.append(f"the last chunk ends at {chunk['byte_end']}, the file at {size}")
+    if chunk["text"].encode("utf-8") != raw:
+        problems.append(f"the last chunk's text is not the file's bytes {chunk['byte_start']}-")
+    return problems
+
+
+@dataclass
+class Scan:
+    """One fresh server: ``read_file`` scan_only of the big file, then its last chunk."""
+
+    sha256sum_s: float
+    openssl_s: float | None
+    scan_s: float = 0.0
+    idle_rss: int = 0
+    scan_rss: int = 0
+    scan_hwm: int | None = None
+    chunk_s: float = 0.0
+    chunk_rss: int = 0
+    chunk_hwm: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def chunk_peak(self) -> int:
+        """The last chunk's own peak: sampled, or VmHWM if it rose meanwhile (else the
+        lifetime peak was the scan's or the start-up's)."""
+        rose = self.chunk_hwm is not None and self.chunk_hwm > (self.scan_hwm or 0)
+        return max(self.chunk_rss, (self.chunk_hwm or 0) if rose else 0)
+
+
+async def scan_big(
+    server: Server, context: dict[str, Any], path: Path, digest: str, out: Scan, tag: str
+) -> None:
+    with anyio.fail_after(HANG_GUARD_S):
+        async with connected(server, tag) as session:
+            (pid,) = server.pids()
+            with PeakRss(pid) as memory:
+                out.idle_rss = memory.restart()
+                out.scan_s, scanned = await read_call(session, context, path.name, mode="scan_only")
+                out.scan_rss, out.scan_hwm = memory.peak(), memory.hwm()
+                facts = scanned["file"]
+                memory.restart()
+                last = {"mode": "chunk", "chunk_index": facts["chunk_count"] - 1}
+                out.chunk_s, body = await read_call(session, context, path.name, **last)
+                out.chunk_rss, out.chunk_hwm = memory.peak(), memory.hwm()
+    size = path.stat().st_size
+    if (facts["sha256"], facts["size"], facts["line_count"]) != (digest, size, size // LINE_BYTES):
+        out.problems.append(f"scan says {facts}, not sha256 {digest}, {size // LINE_BYTES} lines")
+    out.problems += last_chunk_problems(path, body)
+
+
+@dataclass
+class Flat:
+    """A file with no newline: its last chunk from a fresh server (scan included), then
+    again from the same server."""
+
+    cold_s: float = 0.0
+    warm_s: float = 0.0
+    cold_rss: int = 0
+    hwm: int | None = None
+    chunk_count: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+async def flat_last_chunk(server: Server, context: dict[str, Any], path: Path, out: Flat) -> None:
+    with anyio.fail_after(HANG_GUARD_S):
+        async with connected(server, "flat-probe") as session:  # how many chunks (untimed)
+            _, probe = await read_call(session, context, path.name, mode="scan_only")
+        out.chunk_count = probe["file"]["chunk_count"]
+        age(path, 0)
+        last = {"mode": "chunk", "chunk_index": out.chunk_count - 1}
+        async with connected(server, "flat") as session:
+            (pid,) = server.pids()
+            with PeakRss(pid) as memory:
+                memory.restart()
+                out.cold_s, body = await read_call(session, context, path.name, **last)
+                out.cold_rss, out.hwm = memory.peak(), memory.hwm()
+                out.warm_s, again = await read_call(session, context, path.name, **last)
+    out.problems += last_chunk_problems(path, body) + last_chunk_problems(path, again)
+
+
+def _mb(value: int | None) -> float | None:
+    return value / MB if value is not None else None
+
+
+def _worst(*values: int | None) -> int | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def _read_lines(cfg: Config, scans: list[Scan], flat: Flat) -> list[Line]:
+    big = f"{cfg.big_mib:,} MiB, {cfg.big_mib * (BLOCK_BYTES // LINE_BYTES):,} lines"
+    scan_s = statistics.median(s.scan_s for s in scans)
+    sum_s = statistics.median(s.sha256sum_s for s in scans)
+    ssl = [s.openssl_s for s in scans if s.openssl_s is not None]
+    ssl_s = statistics.median(ssl) if ssl else None
+    speed, yardstick = cfg.big_mib / scan_s, cfg.big_mib / sum_s
+    times = {SHA256SUM: sum_s, OPENSSL: ssl_s}
+    scan_peak = _worst(*(s.scan_rss for s in scans), *(s.scan_hwm for s in scans))
+    chunk_peak = max(s.chunk_peak for s in scans)
+    flat_peak = _worst(flat.cold_rss, flat.hwm)
+    chunk_ms = 1000 * statistics.median(s.chunk_s for s in scans)
+    problems = sum(len(s.problems) for s in scans) + len(flat.problems)
+    rss_target = f"<= {RSS_TARGET_MB:g} MB"
+    return [
+        Line(f"scan_only, {big}: throughput", "MB/s", speed,
+             {name: rate(cfg.big_mib, t) for name, t in times.items()},
+             f">= {SCAN_TARGET:g}x sha256sum", speed >= SCAN_TARGET * yardstick),
+        Line("scan_only: time", "s", scan_s, times),
+        Line("server RSS before the scan", "MB", _mb(max(s.idle_rss for s in scans))),
+        Line("peak RSS during the scan (sampled, VmHWM)", "MB", _mb(scan_peak),
+             target=rss_target, passed=scan_peak is not None and scan_peak <= RSS_TARGET_MB * MB),
+        Line("last chunk, scan cached: time", "ms", chunk_ms),
+        Line("peak RSS during the last chunk (sampled, VmHWM)", "MB", _mb(chunk_peak),
+             target=rss_target, passed=chunk_peak <= RSS_TARGET_MB * MB),
+        Line(f"{cfg.flat_mib} MiB, no newline: last chunk, fresh server (scan included)", "s",
+             flat.cold_s, target=f"<= {FLAT_TARGET_S:g} s", passed=flat.cold_s <= FLAT_TARGET_S),
+        Line(f"{cfg.flat_mib} MiB, no newline: last chunk again, warm", "ms", 1000 * flat.warm_s),
+        Line(f"{cfg.flat_mib} MiB, no newline: peak RSS (sampled, VmHWM)", "MB", _mb(flat_peak),
+             target=rss_target, passed=flat_peak is not None and flat_peak <= RSS_TARGET_MB * MB),
+        Line("answers that disagree with the file", "count", problems, target="0",
+             passed=problems == 0),
+    ]  # fmt: skip
+
+
+def read_file_section(cfg: Config, scratch: Path, console: Console) -> Section:
+    root = new_repo(scratch, "read")
+    big, flat_path = root / "big.txt", root / "flat.txt"
+    console.print(f"read_file: writing {cfg.big_mib:,} MiB of lines, {cfg.flat_mib} MiB without")
+    write_blocks(big, text_block(), cfg.big_mib)
+    write_blocks(flat_path, flat_block(), cfg.flat_mib)
+    warm_read(big)
+    warm_read(flat_path)
+    server = scribe_server(root, scratch)
+    context = sentinel_context(root, "bench-read", datetime.now(UTC))
+    scans: list[Scan] = []
+    openssl = shutil.which("openssl") is not None
+    for n in range(cfg.scan_runs):
+        console.print(
+            f"read_file: sha256sum, then scan_only, fresh server ({n + 1}/{cfg.scan_runs})"
+        )
+        seconds, digest = hashed(["sha256sum"], big)
+        quickest = hashed(["openssl", "dgst", "-sha256", "-r"], big)[0] if openssl else None
+        scans.append(scan := Scan(seconds, quickest))
+        age(big, n)
+        anyio.run(scan_big, server, context, big, digest, scan, f"scan-{n}")
+    console.print(f"read_file: last chunk of {cfg.flat_mib} MiB without a newline")
+    flat = Flat()
+    anyio.run(flat_last_chunk, server, context, flat_path, flat)
+    details = {
+        "big_bytes": big.stat().st_size, "flat_bytes": flat_path.stat().st_size,
+        "scans": [asdict(s) for s in scans], "flat": asdict(flat),
+    }  # fmt: skip
+    return Section("read_file", [], details, _read_lines(cfg, scans, flat), (SHA256SUM, OPENSSL))
+
+
+SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {
+    "query": query_section,
+    "stdio": stdio_section,
+    "read_file": read_file_section,
+}
 
 
 # -- report --------------------------------------------------------------------------------
@@ -534,6 +1318,8 @@ def _fmt(value: float | None) -> str:
 
 
 def render(section: Section, title: str) -> Table:
+    if section.lines:
+        return render_lines(section, title)
     table = Table(title=title, title_justify="left")
     columns = ("metric", "scribe p50", "scribe p95", "naive p50", "naive p95", "naive/scribe",
                "rows", "agree", "target", "pass")  # fmt: skip
@@ -548,6 +1334,31 @@ def render(section: Section, title: str) -> Table:
             _fmt(row.naive_p50), _fmt(row.naive_p95),
             f"{speedup:,.0f}x" if speedup is not None else "—",
             _fmt(row.rows), agree, row.target, verdict,
+        )  # fmt: skip
+    return table
+
+
+def _cell(value: float | None, unit: str) -> str:
+    if unit == "count" and value is not None:
+        return f"{value:,.0f}"
+    return _fmt(value)
+
+
+def render_lines(section: Section, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    names = section.baselines
+    for column in ("metric", "scribe", *names, *(f"scribe/{n}" for n in names), "target", "pass"):
+        table.add_column(column, justify="left" if column in ("metric", "target") else "right")
+    for line in section.lines:
+        ratios = line.ratios()
+        verdict = (
+            "—" if line.passed is None else "[green]pass[/]" if line.passed else "[red]FAIL[/]"
+        )
+        table.add_row(
+            f"{line.metric} ({line.unit})", _cell(line.scribe, line.unit),
+            *(_cell(line.baselines.get(n), line.unit) for n in names),
+            *("—" if (r := ratios.get(f"scribe/{n}")) is None else f"{r:.2f}x" for n in names),
+            line.target, verdict,
         )  # fmt: skip
     return table
 
@@ -567,11 +1378,12 @@ def run(cfg: Config, out: Path, names: list[str], *, keep: bool, quick: bool) ->
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.perf_counter() - started
-    wide = Console(width=max(Console().width, 150))
+    wide = Console(width=max(Console().width, 200))
     for section in sections:
         title = f"scribe MCP benchmark: {section.name} ({'quick' if quick else 'full'} run)"
         wide.print(render(section, title))
     rows = [row for section in sections for row in section.rows]
+    lines = [line for section in sections for line in section.lines]
     return write_report(
         out,
         console,
@@ -580,7 +1392,8 @@ def run(cfg: Config, out: Path, names: list[str], *, keep: bool, quick: bool) ->
         cfg=cfg,
         load_before=load_before,
         all_pass=all(r.passed for r in rows if r.passed is not None)
-        and all(r.agree for r in rows if r.agree is not None),
+        and all(r.agree for r in rows if r.agree is not None)
+        and all(line.passed for line in lines if line.passed is not None),
         summary=[
             {
                 "section": section.name,
@@ -589,6 +1402,11 @@ def run(cfg: Config, out: Path, names: list[str], *, keep: bool, quick: bool) ->
             }
             for section in sections
             for row in section.rows
+        ]
+        + [
+            {"section": section.name, **asdict(line), **line.ratios()}
+            for section in sections
+            for line in section.lines
         ],
         **{section.name: section.details for section in sections},
     )
