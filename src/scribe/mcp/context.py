@@ -144,6 +144,9 @@ def parse_context(raw: object, roots: Sequence[Path]) -> tuple[ExecutionContext,
 
 def _known_root(given: str, roots: Sequence[Path], problems: list[dict[str, str]]) -> Path | None:
     """The served root ``given`` names; a problem when it names none of them."""
+    for root in roots:  # the usual case, a served root as given: no file system calls
+        if given == str(root) and root.is_absolute():
+            return root
     path = Path(given)
     if not path.is_absolute():
         problems.append({"field": "repo_root", "problem": "must be an absolute path"})

@@ -135,10 +135,11 @@ class Repository:
 
 
 def ok(answer: Mapping[str, Any]) -> CallToolResult:
+    """The answer as one JSON text block. Not also as ``structuredContent``: the tools
+    declare no output schema, and a second copy would double every large answer (a
+    read_file page) in memory and on the wire."""
     text = json.dumps(answer, ensure_ascii=False, default=str)
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=dict(answer)
-    )
+    return CallToolResult(content=[TextContent(type="text", text=text)])
 
 
 def failed(failure: ToolFailure) -> CallToolResult:
