@@ -769,6 +769,7 @@ class Tally:
 
 @contextlib.contextmanager
 def measured(run: Run, pids: list[int]) -> Iterator[None]:
+    """Time the block, and the CPU the bench and the processes ``pids`` spend in it."""
     cpu, client, started = _cpu(pids), time.process_time(), time.perf_counter()
     yield
     run.wall_s = time.perf_counter() - started
