@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
@@ -102,6 +103,31 @@ def test_mirrors_report_torn_files_to_their_caller(tmp_path: Path) -> None:
     assert Mirrors(tmp_path).append([entry]) == [folder / JSONL]
     assert Mirrors(tmp_path).append([entry]) == []
     assert (folder / JSONL).read_text().splitlines()[1:] == [entry.to_json(), entry.to_json()]
+
+
+def test_mirrors_kept_open_still_see_a_line_another_writer_cut_short(tmp_path: Path) -> None:
+    folder = tmp_path / LOG_DIR / "2026-11-23"
+    mirrors = Mirrors(tmp_path)
+    first, second = sealed(message="one"), sealed(message="two")
+    assert mirrors.append([first]) == []
+    with open(folder / JSONL, "ab") as other:  # a process killed in the middle of a line
+        other.write(b'{"seq": 9, "mess')
+    assert mirrors.append([second]) == [folder / JSONL]
+    lines = (folder / JSONL).read_text().splitlines()
+    assert lines == [first.to_json(), '{"seq": 9, "mess', second.to_json()]
+    mirrors.close()
+
+
+def test_mirrors_kept_open_follow_a_file_export_replaced(tmp_path: Path) -> None:
+    folder = tmp_path / LOG_DIR / "2026-11-23"
+    mirrors = Mirrors(tmp_path)
+    first, second = sealed(message="one"), sealed(message="two")
+    mirrors.append([first])
+    (folder / "rebuilt").write_text(first.to_json() + "\n")
+    os.replace(folder / "rebuilt", folder / JSONL)  # what export does
+    assert mirrors.append([second]) == []
+    assert (folder / JSONL).read_text().splitlines() == [first.to_json(), second.to_json()]
+    mirrors.close()
 
 
 APPENDER = textwrap.dedent(

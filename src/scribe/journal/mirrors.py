@@ -52,35 +52,33 @@ def _write_all(fd: int, data: bytes) -> None:
         data = data[os.write(fd, data) :]
 
 
-def _append_lines(path: Path, lines: list[bytes]) -> bool:
-    """Append ``lines`` under the file's lock; True if its last line had been cut short."""
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            try:
-                current = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if not current:  # export replaced the file while we waited for the lock
-                continue
-            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-            if torn:
-                _write_all(fd, b"\n")
-            for line in lines:
-                _write_all(fd, line)
-            return torn
-        finally:
-            os.close(fd)  # and with it, the lock
+@dataclass
+class _Open:
+    """A mirror file kept open: its descriptor, its inode, and where our last append
+    ended (a file that still ends there ends with our newline: no need to look)."""
+
+    fd: int
+    ino: int
+    end: int = -1
+
+
+#: Mirror files kept open at once (two per day: today's, and yesterday's stragglers).
+_KEPT_OPEN = 4
 
 
 class Mirrors:
-    """The mirror files of the repository at ``root``."""
+    """The mirror files of the repository at ``root``.
+
+    Used by one thread at a time (the journal writer's). Files stay open between
+    appends; each append still takes the file's ``flock`` and checks that the path
+    names the file it holds (``export`` may have replaced it), so other processes
+    appending, and a rebuild, are safe.
+    """
 
     def __init__(self, root: Path) -> None:
         self.dir = root / LOG_DIR
         self._made: set[str] = set()  # day folders known to exist: no mkdir per batch
+        self._open: dict[Path, _Open] = {}
 
     def append(self, entries: Sequence[Entry]) -> list[Path]:
         """Append ``entries``' lines; return the files whose last line had been cut
@@ -96,13 +94,55 @@ class Mirrors:
                 self._made.add(day)
             for name, lines in _renderings(group):
                 try:
-                    torn = _append_lines(folder / name, lines)
+                    torn = self._append_lines(folder / name, lines)
                 except FileNotFoundError:  # the folder was removed since: make it again
                     folder.mkdir(parents=True, exist_ok=True)
-                    torn = _append_lines(folder / name, lines)
+                    torn = self._append_lines(folder / name, lines)
                 if torn:
                     repaired.append(folder / name)
         return repaired
+
+    def close(self) -> None:
+        for held in self._open.values():
+            os.close(held.fd)
+        self._open.clear()
+
+    def _held(self, path: Path) -> _Open:
+        held = self._open.get(path)
+        if held is None:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            held = self._open[path] = _Open(fd, os.fstat(fd).st_ino)
+            while len(self._open) > _KEPT_OPEN:  # the oldest day's files are done with
+                os.close(self._open.pop(next(iter(self._open))).fd)
+        return held
+
+    def _append_lines(self, path: Path, lines: list[bytes]) -> bool:
+        """Append ``lines`` under the file's lock; True if its last line had been cut short."""
+        while True:
+            held = self._held(path)
+            fcntl.flock(held.fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino == held.ino
+            except FileNotFoundError:
+                current = False
+            if not current:  # export replaced the file, or it was removed: reopen
+                del self._open[path]
+                os.close(held.fd)  # and with it, the lock
+                continue
+            try:
+                size = os.fstat(held.fd).st_size
+                torn = size not in (0, held.end) and os.pread(held.fd, 1, size - 1) != b"\n"
+                written = 0
+                if torn:
+                    _write_all(held.fd, b"\n")
+                    written += 1
+                for line in lines:
+                    _write_all(held.fd, line)
+                    written += len(line)
+                held.end = size + written
+                return torn
+            finally:
+                fcntl.flock(held.fd, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

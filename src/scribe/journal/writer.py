@@ -131,6 +131,8 @@ class JournalWriter:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
+        if self.mirrors is not None:
+            self.mirrors.close()
 
     def __enter__(self) -> Self:
         return self
