@@ -153,6 +153,29 @@ def test_plan_file_shows_the_diff_and_run_rules_writes_and_journals(repo: Path) 
     assert written.path == "notes/a.md"
 
 
+def test_engine_tools_obey_the_read_confinement(repo: Path) -> None:
+    (repo / ".env").write_text("TOKEN=secret\n")
+    (repo / ".scribe" / "rules.yaml").write_text(
+        "rules:\n  - id: all\n    on: [modified]\n    paths: ['**']\n"
+        "    do:\n      - append: {text: 'x'}\n"
+    )
+
+    async def body() -> list[tuple[bool, dict[str, Any]]]:
+        async with stdio_session(repo) as session:
+            return [
+                answer(
+                    await session.call_tool(tool, {"context": agent_context(repo), "path": ".env"})
+                )
+                for tool in ("plan_file", "run_rules")
+            ]
+
+    for is_error, result in run(body):
+        assert is_error
+        assert result["error"] == "scope_violation"
+        assert "secret" not in json.dumps(result)
+    assert (repo / ".env").read_text() == "TOKEN=secret\n"
+
+
 def test_list_rules_reports_an_invalid_rules_file_with_its_location(repo: Path) -> None:
     (repo / ".scribe" / "rules.yaml").write_text("rules:\n  - id: x\n    onn: [created]\n")
 

@@ -777,6 +777,8 @@ def mcp_command(
             address = parse_listen(http)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--http") from None
+        if address[1] == 0:  # clients must be told the port, and Host checks need it
+            raise typer.BadParameter("give a port other than 0", param_hint="--http")
     token = _mcp_token(bases[0], token_file) if address else None
     server, door = build_server(bases)
     try:

@@ -29,6 +29,7 @@ from scribe.mcp.context import PROJECT, SENTINEL, Call, ExecutionContext, Mode, 
 from scribe.mcp.docs import Docs
 from scribe.mcp.engine_tools import EngineTools
 from scribe.mcp.failures import (
+    INTERNAL,
     INVALID_ARGUMENT,
     UNAVAILABLE,
     WRONG_MODE,
@@ -191,6 +192,11 @@ class Door:
         except JournalUnavailable as exc:
             self._log(tool, call, started, UNAVAILABLE)
             return failed(ToolFailure(UNAVAILABLE, f"the journal cannot take the entry: {exc}"))
+        except Exception as exc:  # a bug must not look like a refusal, nor end the session
+            log.exception("%s failed unexpectedly", tool)
+            return failed(
+                ToolFailure(INTERNAL, f"{tool} failed inside Scribe: {exc!r}; see its log")
+            )
 
     @staticmethod
     def _log(tool: str, call: Call | None, started: float, result: str) -> None:

@@ -21,6 +21,7 @@ CONFLICT = "conflict"  # a precondition (hash, state) no longer holds
 BUSY = "busy"  # a lock could not be taken within its retry budget
 TIMEOUT = "timeout"  # a search or other bounded work ran out of time
 UNAVAILABLE = "unavailable"  # the journal or disk cannot take the write
+INTERNAL = "internal"  # a fault in Scribe itself: logged with its traceback
 
 
 class ToolFailure(ScribeError):

@@ -23,6 +23,7 @@ from scribe.mcp.door import (
     ProjectArg,
     Repository,
 )
+from scribe.mcp.failures import SCOPE_VIOLATION, ToolFailure
 from scribe.mcp.progress_line import STATUS_EMOJI, MetaValue, parse_line
 from scribe.mcp.sessions import Session, recall, remember
 
@@ -30,6 +31,17 @@ Status = Literal["info", "success", "warn", "error", "bug", "plan"]
 DocAction = Literal["read", "replace_section", "append_section", "apply_patch"]
 assert set(get_args(Status)) == set(STATUS_EMOJI), "Status must list every status"
 assert set(get_args(DocAction)) == set(ACTIONS), "DocAction must list every action"
+
+
+def _inside(repo: Repository, path: str) -> str:
+    """``path`` relative to the root, if agents may read it: a diff would show the
+    file's content, so the engine tools obey the same confinement as read_file."""
+    resolved = repo.reader.scope.resolve(path)
+    if resolved.rel is None:  # an allow-listed folder outside the repository
+        raise ToolFailure(
+            SCOPE_VIOLATION, f"{path} is outside the repository; rules apply inside it", path=path
+        )
+    return resolved.rel
 
 
 def register_engine_tools(app: MCPServer[Any], door: Door) -> None:
@@ -46,14 +58,22 @@ def register_engine_tools(app: MCPServer[Any], door: Door) -> None:
     def plan_file(context: ContextArg, path: PathArg, ctx: Context) -> CallToolResult:
         """The unified diff Scribe's rules would make to a file; writes nothing."""
         return door.serve(
-            ctx, context, "plan_file", ONLY_PROJECT, lambda c, r, s: r.engine.plan_file(path)
+            ctx,
+            context,
+            "plan_file",
+            ONLY_PROJECT,
+            lambda c, r, s: r.engine.plan_file(_inside(r, path)),
         )
 
     @app.tool()
     def run_rules(context: ContextArg, path: PathArg, ctx: Context) -> CallToolResult:
         """Apply the rules to a file and write the result (journaled like any rewrite)."""
         return door.serve(
-            ctx, context, "run_rules", ONLY_PROJECT, lambda c, r, s: r.engine.run_rules(path)
+            ctx,
+            context,
+            "run_rules",
+            ONLY_PROJECT,
+            lambda c, r, s: r.engine.run_rules(_inside(r, path)),
         )
 
 

@@ -88,12 +88,12 @@ class Sessions:
 
 def remember(root: Path, agent_id: str, session: Session, project: str) -> str:
     """Record ``session``'s project under its fingerprint; return the fingerprint."""
-    print_ = fingerprint(agent_id, session.id, root)
+    key = fingerprint(agent_id, session.id, root)
     path = root / FINGERPRINTS
     with file_lock(path.with_suffix(".lock")):
         known = _read(path)
-        known.pop(print_, None)  # re-inserted last: the newest are kept when trimming
-        known[print_] = {
+        known.pop(key, None)  # re-inserted last: the newest are kept when trimming
+        known[key] = {
             "project": project,
             "agent": agent_id,
             "session_id": session.id,
@@ -102,7 +102,7 @@ def remember(root: Path, agent_id: str, session: Session, project: str) -> str:
         while len(known) > MAX_FINGERPRINTS:
             known.pop(next(iter(known)))
         atomic_write(path, json.dumps(known, indent=1, sort_keys=False).encode() + b"\n")
-    return print_
+    return key
 
 
 def recall(root: Path, agent_id: str, earlier_session: str) -> str:
