@@ -21,7 +21,12 @@ COMBINING_GIT = ".gi\u0308t"  # i with a combining diaeresis
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository beside an ``outside`` folder and a ``repo-evil`` sibling."""
+    return make_escape_repo(tmp_path)
+
+
+def make_escape_repo(tmp_path: Path) -> Path:
+    """A repository beside an ``outside`` folder and a ``repo-evil`` sibling, with
+    every kind of file and link the escape suite tries."""
     root = tmp_path / "repo"
     outside = tmp_path / "outside"
     evil = tmp_path / "repo-evil"

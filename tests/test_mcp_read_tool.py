@@ -14,6 +14,7 @@ from mcp.client.session import ClientSession
 
 from mcp_helpers import SCRIBE, agent_context, call, make_repo, stdio_session
 from scribe.journal import Query, SqliteJournal
+from test_mcp_paths import ESCAPES, make_escape_repo
 
 SENTINEL_TOOLS = {
     "append_event",
@@ -229,3 +230,28 @@ def test_scribe_read_prints_json_lines_and_refuses_denied_paths(repo: Path) -> N
     with SqliteJournal.for_root(repo) as journal:
         [read] = journal.query(Query(kinds=["file.read"]))
     assert read.actor == "user"
+
+
+def test_the_whole_escape_suite_is_refused_through_the_server(tmp_path: Path) -> None:
+    """Every case of the confinement suite, sent by a real client to a server whose
+    repository adds its own denylist in scribe.yaml; each refusal is journaled."""
+    root = make_escape_repo(tmp_path)
+    (root / "scribe.yaml").write_text('mcp_deny: ["secrets/", "*.pem"]\n')
+    cases = [(given.format(root=root, tmp=root.parent), reason) for given, reason in ESCAPES]
+
+    async def body() -> list[tuple[bool, dict[str, Any]]]:
+        async with stdio_session(root) as session:
+            context = agent_context(root)
+            return [
+                await call(session, "read_file", context=context, path=given, mode="scan_only")
+                for given, _ in cases
+            ]
+
+    results = anyio.run(body)
+    for (given, reason), (is_error, result) in zip(cases, results, strict=True):
+        assert is_error, given
+        assert result["error"] == "scope_violation", (given, result)
+        assert result["reason"] == reason, (given, result)
+    with SqliteJournal.for_root(root) as journal:
+        violations = journal.query(Query(kinds=["scope.violation"]))
+    assert len(violations) == len(cases)

@@ -24,7 +24,7 @@ from mcp_helpers import (
     make_repo,
     stdio_session,
 )
-from scribe.journal import SqliteJournal
+from scribe.journal import Query, SqliteJournal
 
 
 @pytest.fixture
@@ -297,3 +297,27 @@ def test_http_without_a_token_on_loopback_serves_and_rejects_a_foreign_host(repo
         )
     assert not is_error
     assert rebound.status_code == 421  # DNS rebinding: a page's Host is not ours
+
+
+def test_http_appends_accept_a_client_idempotency_id(repo: Path) -> None:
+    with http_server(repo, env={"SCRIBE_MCP_TOKEN": ""}) as (url, _):
+
+        async def body() -> list[tuple[bool, dict[str, Any]]]:
+            async with http_session(url) as session:
+                arguments = {
+                    "context": agent_context(repo, mode="sentinel"),
+                    "event_type": "deploy",
+                    "message": "shipped",
+                    "idempotency_key": "retry-me",
+                }
+                return [
+                    answer(await session.call_tool("append_event", arguments)) for _ in range(2)
+                ]
+
+        (first_error, first), (again_error, again) = run(body)
+    assert not first_error
+    assert not again_error
+    assert again["seq"] == first["seq"]
+    assert again["replayed"] is True
+    with SqliteJournal.for_root(repo) as journal:
+        assert len(journal.query(Query(kinds=["agent.event"]))) == 1
