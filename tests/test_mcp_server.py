@@ -321,3 +321,50 @@ def test_http_appends_accept_a_client_idempotency_id(repo: Path) -> None:
     assert again["replayed"] is True
     with SqliteJournal.for_root(repo) as journal:
         assert len(journal.query(Query(kinds=["agent.event"]))) == 1
+
+
+def test_sigterm_closes_the_server_cleanly_and_flushes_what_it_holds(repo: Path) -> None:
+    """A stopped server writes what it kept for later: execution summaries are written
+    at most once a second while calls come, and at close."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [SCRIBE, "mcp", str(repo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    context = agent_context(repo, mode="sentinel", execution_id="run-9")
+    requests: list[dict[str, Any]] = [
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]  # fmt: skip
+    requests += [
+        {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+            "name": "append_event",
+            "arguments": {"context": context, "event_type": "tick", "message": f"t{n}"}}}
+        for n in range(1, 6)
+    ]  # fmt: skip
+    try:
+        for request in requests:
+            process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        answered = 0
+        while answered < 6:  # initialize and the five appends
+            if "id" in json.loads(process.stdout.readline()):
+                answered += 1
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        process.kill()
+        process.wait()
+    [summary] = (repo / ".scribe" / "sentinel").glob("*/executions/exec-run-9.json")
+    assert json.loads(summary.read_text())["calls"] == 5

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,22 @@ def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
 
 
 def run_stdio(app: MCPServer[Any]) -> None:
-    """Serve one client over stdin/stdout; stdout carries protocol messages only (fd 1
-    points at stderr while it serves)."""
-    anyio.run(serve_stdio, app)
+    """Serve one client over stdin/stdout until it closes stdin or a SIGTERM or SIGINT
+    arrives; either way this returns, so the caller closes the journal and writes
+    what was kept for later. stdout carries protocol messages only (fd 1 points at
+    stderr while it serves)."""
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        return
+
+            group.start_soon(stop_on_signal)
+            await serve_stdio(app)
+            group.cancel_scope.cancel()
+
+    anyio.run(serve)
