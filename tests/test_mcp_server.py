@@ -368,3 +368,32 @@ def test_sigterm_closes_the_server_cleanly_and_flushes_what_it_holds(repo: Path)
         process.wait()
     [summary] = (repo / ".scribe" / "sentinel").glob("*/executions/exec-run-9.json")
     assert json.loads(summary.read_text())["calls"] == 5
+
+
+def test_a_line_too_long_to_be_a_message_is_refused_and_the_server_goes_on(repo: Path) -> None:
+    from scribe.mcp.stdio import LINE_LIMIT
+
+    process = subprocess.Popen(
+        [SCRIBE, "mcp", str(repo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}  # fmt: skip
+    try:
+        process.stdin.write(b"x" * (LINE_LIMIT + 1024) + b"\n")
+        process.stdin.write(json.dumps(initialize).encode() + b"\n")
+        process.stdin.flush()
+        replies: list[dict[str, Any]] = []
+        while not any(r.get("id") == 1 for r in replies):
+            line = process.stdout.readline()
+            assert line, "the server stopped"
+            replies.append(json.loads(line))
+    finally:
+        process.kill()
+        process.wait()
+    assert replies[-1]["result"]["serverInfo"]["name"] == "scribe"

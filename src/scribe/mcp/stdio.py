@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -39,7 +39,7 @@ def _is_pipe(fd: int) -> bool:
 
 
 @contextlib.contextmanager
-def _claim_std_fds() -> Any:
+def _claim_std_fds() -> Iterator[tuple[int, int]]:
     """Private copies of fd 0 and fd 1 for the protocol; the originals point away."""
     wire_in, wire_out = os.dup(0), os.dup(1)
     saved_in, saved_out = os.dup(0), os.dup(1)
@@ -80,7 +80,14 @@ async def pipe_streams(
 
     async def read_lines() -> None:
         async with incoming_send:
-            while line := await reader.readline():
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError as exc:  # longer than LINE_LIMIT: dropped, reported, go on
+                    await incoming_send.send(exc)
+                    continue
+                if not line:
+                    return
                 if not line.strip():
                     continue
                 try:
