@@ -397,3 +397,35 @@ def test_a_line_too_long_to_be_a_message_is_refused_and_the_server_goes_on(repo:
         process.kill()
         process.wait()
     assert replies[-1]["result"]["serverInfo"]["name"] == "scribe"
+
+
+def test_http_on_every_interface_answers_clients_by_address_with_the_token(repo: Path) -> None:
+    token = "wildcard-token"
+    with http_server(repo, host="0.0.0.0", env={"SCRIBE_MCP_TOKEN": token}) as (url, _):
+        local = url.replace("0.0.0.0", "127.0.0.1")
+
+        async def body() -> tuple[bool, dict[str, Any]]:
+            async with http_session(local, token) as session:
+                return answer(
+                    await session.call_tool("list_rules", {"context": agent_context(repo)})
+                )
+
+        is_error, result = run(body)
+    assert not is_error, result  # the Host 127.0.0.1:PORT is not the bind address, yet fine
+
+
+def test_http_allowed_hosts_refuse_every_other_name(repo: Path) -> None:
+    token = "named-token"
+    (repo / "scribe.yaml").write_text('mcp_allowed_hosts: ["scribe.test"]\n')
+    with http_server(repo, host="0.0.0.0", env={"SCRIBE_MCP_TOKEN": token}) as (url, _):
+        local = url.replace("0.0.0.0", "127.0.0.1")
+        port = local.split(":")[2].split("/")[0]
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json, text/event-stream",
+        }
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        other = httpx2.post(local, json=ping, headers=headers)
+        named = httpx2.post(local, json=ping, headers={**headers, "Host": f"scribe.test:{port}"})
+    assert other.status_code == 421
+    assert named.status_code != 421

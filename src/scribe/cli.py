@@ -785,7 +785,8 @@ def mcp_command(
         if address is None:
             run_stdio(server)
         else:
-            run_http(server, address[0], address[1], token)
+            allowed = load_settings(bases[0]).mcp_allowed_hosts
+            run_http(server, address[0], address[1], token, allowed)
     finally:
         door.close()
 

@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     mcp_token_file: str | None = Field(
         None, description="file holding the bearer token of scribe mcp --http"
     )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="more Host names scribe mcp --http answers to (the name clients use "
+        "when it listens on 0.0.0.0 or a specific address); others get 421",
+    )
 
     @field_validator("listen")
     @classmethod

@@ -5,6 +5,7 @@ always beyond loopback."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -42,29 +43,51 @@ class BearerGate:
         await self.app(scope, receive, send)
 
 
-def http_app(app: MCPServer[Any], host: str, port: int, token: str | None) -> Any:
-    """The streamable HTTP app: Host and Origin checked against the address served
-    (a page elsewhere cannot reach it through DNS rebinding), and the token required
-    whenever one is set. Refuses to serve beyond loopback without a token."""
+#: Addresses that listen on every interface: the names clients use are not known.
+WILDCARD = frozenset({"0.0.0.0", "::"})
+
+
+def _host_names(host: str, allowed: Sequence[str]) -> list[str] | None:
+    """The Host names a request may carry, or None to accept any (a wildcard bind
+    with no ``mcp_allowed_hosts``: the token, required there, is the guard)."""
+    if host in LOOPBACK:
+        return ["127.0.0.1", "localhost", "[::1]", *allowed]
+    if host in WILDCARD:
+        return list(allowed) or None
+    return [f"[{host}]" if ":" in host else host, *allowed]
+
+
+def http_app(
+    app: MCPServer[Any], host: str, port: int, token: str | None, allowed: Sequence[str] = ()
+) -> Any:
+    """The streamable HTTP app: Host and Origin checked against the names the server
+    answers to (the address served and ``allowed``), so a page elsewhere cannot reach
+    it through DNS rebinding, and the token required whenever one is set. Refuses to
+    serve beyond loopback without a token."""
     if host not in LOOPBACK and not token:
         raise ScribeError(
             f"scribe mcp --http {host}:{port} listens beyond loopback: set SCRIBE_MCP_TOKEN "
             "or mcp_token_file so that only clients with the token can connect"
         )
-    names = ["127.0.0.1", "localhost", "[::1]"] if host in LOOPBACK else [host]
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{name}:{port}" for name in names],
-        allowed_origins=[
-            f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https")
-        ],
-    )
+    names = _host_names(host, allowed)
+    if names is None:
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    else:
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[f"{name}:{port}" for name in names],
+            allowed_origins=[
+                f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https")
+            ],
+        )
     served = app.streamable_http_app(transport_security=security, host=host)
     return BearerGate(served, token) if token else served
 
 
-def run_http(app: MCPServer[Any], host: str, port: int, token: str | None) -> None:
+def run_http(
+    app: MCPServer[Any], host: str, port: int, token: str | None, allowed: Sequence[str] = ()
+) -> None:
     import uvicorn
 
-    asgi = http_app(app, host, port, token)
+    asgi = http_app(app, host, port, token, allowed)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
