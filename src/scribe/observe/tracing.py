@@ -4,6 +4,9 @@
 Off unless the standard ``OTEL_*`` variables ask for OTLP (or a test hands in an
 exporter). Off, every helper here checks one flag and returns a shared no-op: no
 span, no attributes, no context switch, so the engine calls them unconditionally.
+An event the sampler leaves out (``OTEL_TRACES_SAMPLER``) gets a non-recording root
+span and its stages cost one more check each: they are neither timed nor made
+current.
 The provider is this module's own, not OpenTelemetry's set-once global, so
 ``configure`` may run again after ``shutdown``.
 
@@ -226,14 +229,20 @@ def step(event: Event, name: str) -> AbstractContextManager[Span]:
     the block marks the event as an error."""
     if not _enabled:
         return _OFF
-    return _Stage(name, [_root(event)], single=True)
+    root = _root(event)
+    if not root.is_recording():  # sampled out: nothing would be kept, so time nothing
+        return nullcontext(root)
+    return _Stage(name, [root], single=True)
 
 
 def shared_step(batch: Iterable[Event], name: str) -> AbstractContextManager[Sequence[Span]]:
     """The same stage for every event of a batch, timed once (a shared commit)."""
     if not _enabled:
         return _NO_SPANS
-    return _Stage(name, [_root(event) for event in batch], single=False)
+    spans = [_root(event) for event in batch]
+    if not any(span.is_recording() for span in spans):
+        return nullcontext(spans)
+    return _Stage(name, spans, single=False)
 
 
 def apply(event: Event) -> AbstractContextManager[object]:
@@ -241,7 +250,10 @@ def apply(event: Event) -> AbstractContextManager[object]:
     the block ends: normally (written), ContentChanged, FileBusy, or another error."""
     if not _enabled:
         return _OFF
-    return _Stage("scribe.apply", [_root(event)], single=True, result=True)
+    root = _root(event)
+    if not root.is_recording():
+        return _OFF
+    return _Stage("scribe.apply", [root], single=True, result=True)
 
 
 class _Stage:
@@ -314,6 +326,8 @@ def journaled(spans: Sequence[Span], entries: int, seqs: Sequence[int | None]) -
     if not _enabled:
         return
     for span, seq in zip(spans, seqs, strict=False):
+        if not span.is_recording():
+            continue
         span.set_attribute("scribe.journal.entries", entries)
         if seq is not None:
             span.set_attribute("scribe.journal.seq", seq)
