@@ -857,7 +857,7 @@ def build_rows(
     scans: dict[str, Scan],
     journal_ratios: list[float],
 ) -> list[Row]:
-    """One row per target of the brief, plus the informational numbers next to them."""
+    """One row per target, plus the informational numbers next to them."""
     s_lat, s_thr, s_scan = lat["scribe"], thr["scribe"], scans["scribe"]
     naive_drain = thr["naive"].drain_s if "naive" in thr else None
     journal_cost = statistics.median(journal_ratios) if journal_ratios else None
