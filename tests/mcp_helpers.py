@@ -21,6 +21,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
+from scribe.mcp.context import Call, parse_context
+
 SCRIBE = str(Path(sys.executable).with_name("scribe"))
 
 RULES = """\
@@ -54,6 +56,13 @@ def agent_context(root: Path, mode: str = "project", **overrides: Any) -> dict[s
     }
     context.update(overrides)
     return context
+
+
+def make_call(root: Path, session: str = "session-1", **overrides: Any) -> Call:
+    """A validated ``Call`` for the tool logic modules, without a server: the
+    context is ``agent_context(root, **overrides)``."""
+    context, resolved = parse_context(agent_context(root, **overrides), [root])
+    return Call(context, resolved, session)
 
 
 def answer(result: CallToolResult) -> tuple[bool, dict[str, Any]]:

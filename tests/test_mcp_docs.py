@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from mcp_helpers import make_call
 from scribe.errors import ScribeError
 from scribe.journal import JournalWriter, Query, SqliteJournal
 from scribe.journal.entry import DOC_CHANGED, FILE_READ
 from scribe.journal.sqlite import JOURNAL_DB
 from scribe.mcp import templates
-from scribe.mcp.context import Call, parse_context
+from scribe.mcp.context import Call
 from scribe.mcp.docs import Docs
 from scribe.mcp.failures import CONFLICT, INVALID_ARGUMENT, NOT_FOUND, SCOPE_VIOLATION, ToolFailure
 from scribe.mcp.patch import sections, split_lines
@@ -74,19 +75,14 @@ def journal(store: SqliteJournal) -> Iterator[JournalWriter]:
 
 @pytest.fixture
 def call(repo: Path) -> Call:
-    context, root = parse_context(
-        {
-            "repo_root": str(repo),
-            "mode": "project",
-            "execution_id": "exec-7",
-            "agent_identity": {"id": "doc-agent", "instance_id": "inst-7"},
-            "intent": "keep the plans true",
-            "timestamp_utc": datetime.now(UTC).isoformat(),
-            "affected_dev_projects": ["Auth Rewrite"],
-        },
-        [repo],
+    return make_call(
+        repo,
+        "session-7",
+        execution_id="exec-7",
+        agent_identity={"id": "doc-agent", "instance_id": "inst-7"},
+        intent="keep the plans true",
+        affected_dev_projects=["Auth Rewrite"],
     )
-    return Call(context, root, "session-7")
 
 
 @pytest.fixture

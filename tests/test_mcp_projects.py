@@ -18,10 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_helpers import make_call
 from scribe.journal import JournalWriter, Query, SqliteJournal
 from scribe.journal.entry import AGENT_ENTRY, DOC_CHANGED, PROJECT_SET
 from scribe.journal.sqlite import JOURNAL_DB
-from scribe.mcp.context import Call, parse_context
+from scribe.mcp.context import Call
 from scribe.mcp.failures import (
     BUSY,
     INVALID_ARGUMENT,
@@ -36,20 +37,14 @@ from scribe.mcp.projects import REGISTRY, Projects, parse_line, slugify
 LOG = ".scribe/docs/dev_plans/auth-rewrite/PROGRESS_LOG.md"
 
 
-def make_call(root: Path, *, agent: str = "test-agent", session: str = "session-1") -> Call:
-    context, resolved = parse_context(
-        {
-            "repo_root": str(root),
-            "mode": "project",
-            "execution_id": "exec-1",
-            "agent_identity": {"id": agent, "instance_id": "inst-1"},
-            "intent": "track the auth rewrite",
-            "timestamp_utc": datetime.now(UTC).isoformat(),
-            "affected_dev_projects": ["Auth Rewrite"],
-        },
-        [root],
+def project_call(root: Path, *, agent: str = "test-agent", session: str = "session-1") -> Call:
+    return make_call(
+        root,
+        session,
+        agent_identity={"id": agent, "instance_id": "inst-1"},
+        intent="track the auth rewrite",
+        affected_dev_projects=["Auth Rewrite"],
     )
-    return Call(context, resolved, session)
 
 
 @pytest.fixture
@@ -78,7 +73,7 @@ def projects(repo: Path, journal: JournalWriter) -> Projects:
 
 @pytest.fixture
 def call(repo: Path) -> Call:
-    return make_call(repo)
+    return project_call(repo)
 
 
 @pytest.fixture
@@ -134,7 +129,7 @@ def test_names_with_the_same_slug_are_the_same_project(
     repo: Path, projects: Projects, call: Call
 ) -> None:
     first = projects.set_project(call, name="Auth Rewrite", root="src/auth")
-    other = make_call(repo, agent="other-agent")
+    other = project_call(repo, agent="other-agent")
     second = projects.set_project(other, name="auth-REWRITE!", root=".")
 
     assert second["created"] is False

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from mcp_helpers import make_call
 from scribe.journal import JournalWriter, Mirrors, Query, SqliteJournal
 from scribe.journal.entry import AGENT_EVENT, JOURNAL_FLAGGED
-from scribe.mcp.context import Call, parse_context
+from scribe.mcp.context import Call
 from scribe.mcp.failures import (
     BUSY,
     CONFLICT,
@@ -48,17 +49,16 @@ def call_for(
     mode: str = "sentinel",
     session: str = "session-1",
 ) -> Call:
-    raw = {
-        "repo_root": str(root),
-        "mode": mode,
-        "execution_id": execution,
-        "agent_identity": {"id": agent, "instance_id": instance},
-        "intent": intent,
-        "timestamp_utc": when.isoformat().replace("+00:00", "Z"),
-        "affected_dev_projects": ["notes"],
-    }
-    context, resolved = parse_context(raw, [root])
-    return Call(context, resolved, session)
+    return make_call(
+        root,
+        session,
+        mode=mode,
+        execution_id=execution,
+        agent_identity={"id": agent, "instance_id": instance},
+        intent=intent,
+        timestamp_utc=when.isoformat().replace("+00:00", "Z"),
+        affected_dev_projects=["notes"],
+    )
 
 
 @dataclass
