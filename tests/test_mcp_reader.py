@@ -28,6 +28,7 @@ from scribe.journal.mirrors import Mirrors
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.mcp import failures
+from scribe.mcp.door import violation_entry
 from scribe.mcp.failures import CONFLICT, INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, ToolFailure
 from scribe.mcp.filesearch import MARK
 from scribe.mcp.paths import ReadScope
@@ -38,7 +39,6 @@ from scribe.mcp.reader import (
     Stream,
     read_entry,
     read_for_cli,
-    violation_entry,
 )
 
 LINES = ["alpha", "beta", "", "gamma δ", "€uro 😀"]
@@ -626,7 +626,7 @@ def test_read_and_violation_entries_are_journaled_without_content(root: Path) ->
     try:
         reader.scan("../outside.txt")
     except ToolFailure as failure:
-        entries.append(violation_entry(call, failure))
+        entries.append(violation_entry(call, "read_file", failure))
     with JournalWriter(SqliteJournal.for_root(root), Mirrors(root)) as journal:
         journal.append(entries)
     with SqliteJournal.for_root(root) as store:
@@ -678,7 +678,6 @@ def test_the_public_surface_is_pinned() -> None:
         "Stream",
         "read_entry",
         "read_for_cli",
-        "violation_entry",
     ]
     assert reader.MODES == ("scan_only", "chunk", "line_range", "page", "full_stream", "search")
     assert sorted(filesearch.__all__) == ["MARK", "Search"]

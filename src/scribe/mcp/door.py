@@ -135,6 +135,25 @@ class Repository:
         self.journal.close()
 
 
+def violation_entry(call: Call, tool: str, failure: ToolFailure) -> NewEntry:
+    """The ``scope.violation`` entry of a refused call: what was asked for and why it
+    was refused (the confinement's reason code when it gave one), never content."""
+    requested = failure.details.get("path")
+    where = {"requested": str(requested)} if requested is not None else {}
+    return NewEntry(
+        SCOPE_VIOLATION,
+        call.context.actor,
+        path=str(requested) if requested is not None else None,
+        message=f"{tool} refused: {failure.message}",
+        payload=call.payload(
+            tool=tool,
+            code=failure.code,
+            reason=failure.details.get("reason", failure.message),
+            **where,
+        ),
+    )
+
+
 def ok(answer: Mapping[str, Any]) -> CallToolResult:
     """The answer as one JSON text block. Not also as ``structuredContent``: the tools
     declare no output schema, and a second copy would double every large answer (a
@@ -233,15 +252,7 @@ class Door:
         return self.sessions.for_connection(connection, headers.get("mcp-session-id"))
 
     def _journal_violation(self, call: Call, tool: str, failure: ToolFailure) -> None:
-        path = failure.details.get("path")
-        entry = NewEntry(
-            SCOPE_VIOLATION,
-            call.context.actor,
-            path=str(path) if path is not None else None,
-            message=f"{tool} refused: {failure.message}",
-            payload=call.payload(tool=tool, reason=failure.message),
-        )
-        self.repositories[call.root].journal.submit([entry])
+        self.repositories[call.root].journal.submit([violation_entry(call, tool, failure)])
 
     def project_of(self, call: Call, session: Session, explicit: str | None = None) -> str:
         """The project a call works on: the one it names, its session's, else the global

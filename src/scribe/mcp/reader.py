@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from scribe.journal.entry import FILE_READ, SCOPE_VIOLATION, NewEntry
+from scribe.journal.entry import FILE_READ, NewEntry
 from scribe.mcp.context import Call
 from scribe.mcp.failures import INVALID_ARGUMENT, ToolFailure
 from scribe.mcp.filesearch import Search
@@ -44,7 +44,6 @@ __all__ = [
     "Stream",
     "read_entry",
     "read_for_cli",
-    "violation_entry",
 ]
 
 ReadMode = Literal["scan_only", "chunk", "line_range", "page", "full_stream", "search"]
@@ -381,23 +380,6 @@ def read_entry(call: Call, provenance: dict[str, Any]) -> NewEntry:
         path=where,
         message=f"read {where} ({provenance['read_mode']})",
         payload=call.payload(**project, **provenance),
-    )
-
-
-def violation_entry(call: Call, failure: ToolFailure) -> NewEntry:
-    """The ``scope.violation`` entry for a refused read."""
-    requested = str(failure.details.get("path", ""))
-    return NewEntry(
-        SCOPE_VIOLATION,
-        call.context.actor,
-        path=requested or None,
-        message=failure.message,
-        payload=call.payload(
-            tool="read_file",
-            code=failure.code,
-            reason=failure.details.get("reason"),
-            requested=requested,
-        ),
     )
 
 
