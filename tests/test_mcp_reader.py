@@ -676,6 +676,7 @@ def test_the_public_surface_is_pinned() -> None:
         "ReadMode",
         "Reader",
         "Stream",
+        "provenance_entry",
         "read_entry",
         "read_for_cli",
     ]

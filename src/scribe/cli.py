@@ -688,9 +688,8 @@ def read_command(
 ) -> None:
     """Read a file the way agents do over MCP, as JSON lines: its scan (size, lines,
     sha256, newlines, encoding, chunks) and what MODE asks for; journaled."""
-    from scribe.journal.entry import FILE_READ, NewEntry
     from scribe.mcp.failures import ToolFailure
-    from scribe.mcp.reader import read_for_cli
+    from scribe.mcp.reader import provenance_entry, read_for_cli
 
     base = root.resolve() if root else find_root(Path.cwd())
     settings = load_settings(base)
@@ -717,18 +716,7 @@ def read_command(
         ):
             provenance = answer.pop("provenance", None)
             if provenance is not None and journal is not None:
-                where = provenance["path"] or provenance["absolute"]
-                journal.append(
-                    [
-                        NewEntry(
-                            FILE_READ,
-                            "user",
-                            path=where,
-                            message=f"read {where} ({provenance['read_mode']})",
-                            payload=provenance,
-                        )
-                    ]
-                )
+                journal.append([provenance_entry("user", provenance)])
             sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
     except ToolFailure as failure:
         err.print(Text(f"{failure.code}: {failure.message}", style="red"), soft_wrap=True)

@@ -42,6 +42,7 @@ __all__ = [
     "ReadMode",
     "Reader",
     "Stream",
+    "provenance_entry",
     "read_entry",
     "read_for_cli",
 ]
@@ -371,15 +372,23 @@ def _line_range(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_entry(call: Call, provenance: dict[str, Any]) -> NewEntry:
-    """The ``file.read`` entry for one read: who read what, never the content."""
-    where = provenance["path"] or provenance["absolute"]
+    """The ``file.read`` entry for an agent's read: who read what, never the content."""
     project = {"project": call.context.project} if call.context.project else {}
+    return provenance_entry(call.context.actor, provenance, call.payload(**project, **provenance))
+
+
+def provenance_entry(
+    actor: str, provenance: dict[str, Any], payload: dict[str, Any] | None = None
+) -> NewEntry:
+    """The ``file.read`` entry of one read by ``actor`` (``payload`` defaults to the
+    provenance itself)."""
+    where = provenance["path"] or provenance["absolute"]
     return NewEntry(
         FILE_READ,
-        call.context.actor,
+        actor,
         path=where,
         message=f"read {where} ({provenance['read_mode']})",
-        payload=call.payload(**project, **provenance),
+        payload=provenance if payload is None else payload,
     )
 
 
