@@ -767,21 +767,20 @@ def mcp_command(
             raise typer.BadParameter(str(exc), param_hint="--http") from None
         if address[1] == 0:  # clients must be told the port, and Host checks need it
             raise typer.BadParameter("give a port other than 0", param_hint="--http")
-    token = _mcp_token(bases[0], token_file) if address else None
+    settings = load_settings(bases[0])  # the HTTP settings are the first root's
+    token = _mcp_token(bases[0], settings, token_file) if address else None
     server, door = build_server(bases)
     try:
         if address is None:
             run_stdio(server)
         else:
-            allowed = load_settings(bases[0]).mcp_allowed_hosts
-            run_http(server, address[0], address[1], token, allowed)
+            run_http(server, address[0], address[1], token, settings.mcp_allowed_hosts)
     finally:
         door.close()
 
 
-def _mcp_token(root: Path, token_file: Path | None) -> str | None:
+def _mcp_token(root: Path, settings: Settings, token_file: Path | None) -> str | None:
     """The bearer token: --token-file, else SCRIBE_MCP_TOKEN / mcp_token, else mcp_token_file."""
-    settings = load_settings(root)
     path = token_file or (root / settings.mcp_token_file if settings.mcp_token_file else None)
     if path is None:
         return settings.mcp_token
