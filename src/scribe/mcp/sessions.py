@@ -55,35 +55,26 @@ def fingerprint(agent_id: str, session_id: str, root: Path) -> str:
 
 
 class Sessions:
-    """Every live session, keyed by the transport's connection object."""
+    """Every live session, keyed by the transport's connection object (held weakly:
+    a connection that is gone takes its session with it, and its id can never be
+    handed to a new one)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_connection: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
-        self._fallback: dict[int, Session] = {}
 
     def for_connection(self, connection: object, transport_id: str | None = None) -> Session:
         """The session of ``connection``, made on its first call."""
         with self._lock:
-            try:
-                session = self._by_connection.get(connection)
-            except TypeError:  # not weakly referenceable: keyed by identity instead
-                session = self._fallback.get(id(connection))
+            session = self._by_connection.get(connection)
             if session is None:
                 session = Session(
                     id=str(uuid.uuid4()),
                     transport_id=transport_id,
                     started=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 )
-                try:
-                    self._by_connection[connection] = session
-                except TypeError:
-                    self._fallback[id(connection)] = session
+                self._by_connection[connection] = session
             return session
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._by_connection) + len(self._fallback)
 
 
 def remember(root: Path, agent_id: str, session: Session, project: str) -> str:
