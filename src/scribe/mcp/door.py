@@ -288,19 +288,16 @@ class Door:
         with self._once_lock:
             lock = self._once_locks.setdefault(slot, threading.Lock())
         with lock:  # a retry that races the first call waits for its answer
-            try:
-                done = self._once.get(slot)
-                if done is not None:
-                    return {**done, "replayed": True}
-                answer = work()
-                with self._once_lock:
-                    self._once[slot] = answer
-                    while len(self._once) > MAX_IDEMPOTENCY_KEYS:
-                        self._once.pop(next(iter(self._once)))
-                return answer
-            finally:  # refused or done, the slot's lock is not needed any longer
-                with self._once_lock:
-                    self._once_locks.pop(slot, None)
+            done = self._once.get(slot)
+            if done is not None:
+                return {**done, "replayed": True}
+            answer = work()
+            with self._once_lock:
+                self._once[slot] = answer
+                self._once_locks.pop(slot, None)
+                while len(self._once) > MAX_IDEMPOTENCY_KEYS:
+                    self._once.pop(next(iter(self._once)))
+            return answer
 
     def close(self) -> None:
         for repo in self.repositories.values():
