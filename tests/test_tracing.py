@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 import scribe
 from otlp_receiver import ReceivedSpan, running
-from scribe.actions import ACTIONS, Action, FileContext
+from scribe.actions import ACTIONS, Content, FileContext
 from scribe.engine import Engine, Status
 from scribe.events import Event, EventKind
 from scribe.journal.entry import FILE_WRITTEN, Query
@@ -197,7 +197,7 @@ class _NoParams(BaseModel):
     pass
 
 
-def _meddling(root: Path) -> Action:
+def _meddling(root: Path) -> Content:
     """An action whose first planning is overtaken by someone saving the file."""
     calls: list[str] = []
 
@@ -207,7 +207,7 @@ def _meddling(root: Path) -> Action:
         calls.append(ctx.path)
         return ctx.text if "meddled" in ctx.text else ctx.text + "meddled\n"
 
-    return Action("meddle", _NoParams, plan, "appends a line; a save overtakes its first plan")
+    return Content("meddle", _NoParams, plan, "appends a line; a save overtakes its first plan")
 
 
 def test_a_file_changed_under_its_write_is_planned_and_applied_again_in_the_same_trace(

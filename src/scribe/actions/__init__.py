@@ -1,22 +1,34 @@
-"""Actions: what a rule's steps do. ``ACTIONS`` maps each name to its action.
+"""Actions: what a rule's steps do. ``ACTIONS`` maps each built-in name to its action.
 
-A content action is pure: it takes a ``FileContext`` and its validated parameters
-and returns the file's new text. Nothing here touches the disk.
+An action is any object with a ``name``, a pydantic ``params`` model, a one-line
+``summary`` and either ``plan`` or ``effects``:
+
+- a *content* action's ``plan(file, params)`` returns the file's new text;
+- an *effect* action's ``effects(file, params)`` returns effects (commands, events,
+  writes to other files, findings) that the engine runs after the write.
+
+Both are pure: they read the ``FileContext`` (and, through ``file.notes``, the
+repository's notes) and never touch the disk. ``Content`` and ``Effects`` build
+such objects from functions; plug-ins may use them or any class of their own.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 from pydantic import BaseModel
 
+from scribe.actions.effects import Effect
 from scribe.frontmatter import Frontmatter, parse
 from scribe.rules.templates import Template, template_context
+
+if TYPE_CHECKING:
+    from scribe.notes.index import NoteIndex
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,12 @@ class FileContext:
     #: saw it; volatile steps (``now()``) then leave fields that already exist alone.
     may_restamp: bool = True
     regex_timeout: float = 1.0
+    #: The repository's notes, for actions that look beyond this file (links,
+    #: indexes); None where no repository is at hand (a bare ``plan_file``).
+    notes: NoteIndex | None = None
+    #: The event being handled: ``kind``, ``name`` and ``data`` (custom events),
+    #: ``depth`` (how many emits led to it).
+    event: Mapping[str, Any] = field(default_factory=dict)
 
     @cached_property
     def frontmatter(self) -> Frontmatter:
@@ -46,7 +64,11 @@ class FileContext:
     def template_context(self) -> dict[str, Any]:
         """The names a template sees for this file (see ``template_context``)."""
         return template_context(
-            path=self.path, time=self.time, fields=self.frontmatter.data, captures=self.captures
+            path=self.path,
+            time=self.time,
+            fields=self.frontmatter.data,
+            captures=self.captures,
+            event=self.event,
         )
 
     def render(self, value: Any) -> Any:
@@ -60,9 +82,48 @@ class FileContext:
         return value
 
 
+@runtime_checkable
+class ContentAction(Protocol):
+    """An action that rewrites the file: ``plan`` returns its new text."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def params(self) -> type[BaseModel]: ...
+    @property
+    def summary(self) -> str: ...
+    def plan(self, file: FileContext, params: Any) -> str: ...
+
+
+@runtime_checkable
+class EffectAction(Protocol):
+    """An action with effects beyond the file: ``effects`` says which."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def params(self) -> type[BaseModel]: ...
+    @property
+    def summary(self) -> str: ...
+    def effects(self, file: FileContext, params: Any) -> Sequence[Effect]: ...
+
+
+Action = ContentAction | EffectAction
+
+
+def is_content(action: Action) -> TypeGuard[ContentAction]:
+    return callable(getattr(action, "plan", None))
+
+
+def stamps_of(action: Action, params: Any) -> tuple[str, ...]:
+    """Fields ``action`` writes with a value that changes every run (``now()``)."""
+    stamps = getattr(action, "stamps", None)
+    return tuple(stamps(params)) if callable(stamps) else ()
+
+
 @dataclass(frozen=True)
-class Action:
-    """A named step: its parameter model and the pure function that plans it."""
+class Content:
+    """A content action made of a parameter model and a pure function."""
 
     name: str
     params: type[BaseModel]
@@ -70,6 +131,16 @@ class Action:
     summary: str
     #: Fields the step writes with a value that changes every run (``now()``).
     stamps: Callable[[Any], tuple[str, ...]] = lambda _params: ()
+
+
+@dataclass(frozen=True)
+class Effects:
+    """An effect action made of a parameter model and a pure function."""
+
+    name: str
+    params: type[BaseModel]
+    effects: Callable[[FileContext, Any], Sequence[Effect]]
+    summary: str
 
 
 def _builtins() -> dict[str, Action]:
@@ -80,4 +151,14 @@ def _builtins() -> dict[str, Action]:
 
 ACTIONS: dict[str, Action] = _builtins()
 
-__all__ = ["ACTIONS", "Action", "FileContext"]
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "Content",
+    "ContentAction",
+    "EffectAction",
+    "Effects",
+    "FileContext",
+    "is_content",
+    "stamps_of",
+]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 
-from scribe.actions import Action, FileContext
+from scribe.actions import Content, FileContext
 from scribe.rules.templates import Template, compile_template
 from scribe.yaml_scalars import YamlText
 
@@ -179,25 +179,25 @@ def plan_ensure(ctx: FileContext, p: EnsureParams) -> str:
 
 
 BUILTINS = (
-    Action(
+    Content(
         "set",
         SetParams,
         plan_set,
         "Set a frontmatter field (creating the block if needed).",
         stamps=lambda p: (p.field,) if _is_volatile(p.value) else (),
     ),
-    Action("remove", RemoveParams, plan_remove, "Remove frontmatter fields."),
-    Action(
+    Content("remove", RemoveParams, plan_remove, "Remove frontmatter fields."),
+    Content(
         "rename_field", RenameParams, plan_rename, "Rename a frontmatter field, keeping its value."
     ),
-    Action(
+    Content(
         "replace", ReplaceParams, plan_replace, "Regex search and replace in the body (or all)."
     ),
-    Action("append", TextParams, plan_append, "Append text to the body unless it already ends so."),
-    Action(
+    Content("append", TextParams, plan_append, "Append text to the body unless it already ends so."),
+    Content(
         "prepend", TextParams, plan_prepend, "Prepend text to the body unless it already starts so."
     ),
-    Action(
+    Content(
         "ensure_frontmatter",
         EnsureParams,
         plan_ensure,

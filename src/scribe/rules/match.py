@@ -14,7 +14,7 @@ import regex
 from pydantic import BaseModel
 from wcmatch import glob
 
-from scribe.actions import Action, FileContext
+from scribe.actions import Action, FileContext, stamps_of
 from scribe.events import EventKind
 from scribe.rules.model import Condition, FieldTest
 
@@ -87,7 +87,7 @@ def compile_rule(rule: Any, actions: Mapping[str, Action]) -> CompiledRule:
     for step_model in rule.do:
         name = next(iter(type(step_model).model_fields))
         steps.append(Step(actions[name], getattr(step_model, name)))
-    stamps = tuple(dict.fromkeys(f for s in steps for f in s.action.stamps(s.params)))
+    stamps = tuple(dict.fromkeys(f for s in steps for f in stamps_of(s.action, s.params)))
     return CompiledRule(
         id=rule.id,
         description=rule.description,

@@ -56,8 +56,9 @@ def template_context(
     time: datetime,
     fields: Mapping[str, Any],
     captures: Mapping[str, str],
+    event: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The names a template can use: path, stem, parent, now(), field(), capture()."""
+    """The names a template can use: path, stem, parent, event, now(), field(), capture()."""
     pure = PurePosixPath(path)
 
     def now(format: str | None = None, tz: str | None = None) -> str:
@@ -75,4 +76,10 @@ def template_context(
         return captures.get(name, default)
 
     functions: dict[str, Callable[..., Any]] = {"now": now, "field": field, "capture": capture}
-    return {"path": path, "stem": pure.stem, "parent": pure.parent.as_posix(), **functions}
+    return {
+        "path": path,
+        "stem": pure.stem,
+        "parent": pure.parent.as_posix(),
+        "event": dict(event or {}),
+        **functions,
+    }
