@@ -54,7 +54,8 @@ def test_unknown_action_suggests_the_closest_and_lists_all() -> None:
         "rules.yaml:4:9: rules[0].do[0].sett: unknown action 'sett'; did you mean 'set'?"
     )
     assert (
-        "(actions: set, remove, rename_field, replace, append, prepend, ensure_frontmatter)"
+        "(actions: set, remove, rename_field, replace, append, prepend, ensure_frontmatter, "
+        "run_command, emit"
         in message
     )
 

@@ -320,7 +320,7 @@ def rules_command(
     for rule in compiled:
         table.add_row(
             rule.id,
-            ", ".join(sorted(rule.on)),
+            ", ".join(rule.triggers()),
             ", ".join(rule.paths) + (f"  (not {', '.join(rule.exclude)})" if rule.exclude else ""),
             ", ".join(step.action.name for step in rule.steps),
             str(rule.priority),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -34,6 +34,18 @@ from scribe.files import DEFAULT_MAX_FILE_BYTES
 CONFIG_FILE = "scribe.yaml"
 STATE_DIR = ".scribe"
 ENV_PREFIX = "SCRIBE_"
+
+
+class CommandLimits(BaseModel):
+    """Resource limits of one command run by a rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu_seconds: int = Field(60, ge=1, description="CPU time")
+    memory_mb: int = Field(1024, ge=16, description="address space")
+    open_files: int = Field(256, ge=16, description="open file descriptors")
+    file_mb: int = Field(64, ge=1, description="largest file it may write")
+    processes: int = Field(64, ge=1, description="processes at once")
 
 
 class Settings(BaseSettings):
@@ -114,6 +126,39 @@ class Settings(BaseSettings):
         None, description="also append JSON log lines to this file (relative to the root)"
     )
 
+    deny: list[str] = Field(
+        default_factory=list,
+        description="more paths rules never read or write (gitignore-style, relative to the "
+        "root); added to the built-in denylist (.git/, .env, *.pem, id_*), never replacing it",
+    )
+    commands: list[str] = Field(
+        default_factory=list,
+        description="executables run_command may run, by absolute path (symlinks resolved); "
+        "empty: rules run no command",
+    )
+    command_env: list[str] = Field(
+        default_factory=list,
+        description="environment variables a run_command step may pass on (beyond PATH, "
+        "HOME and LANG, which every command gets)",
+    )
+    command_isolation: Literal["auto", "bwrap", "none"] = Field(
+        "auto",
+        description="run commands inside bwrap (read-only repository, no network): auto "
+        "uses it when installed, bwrap requires it",
+    )
+    command_limits: CommandLimits = Field(
+        default_factory=lambda: CommandLimits(), description="resource limits of each command"
+    )
+    command_output_bytes: int = Field(
+        65_536, ge=1024, description="bytes of each output stream kept per command"
+    )
+    plugins_local: bool = Field(
+        False, description="load actions from .scribe/actions/*.py (code from the repository)"
+    )
+    max_chain_depth: int = Field(
+        8, ge=1, le=100, description="how many emits deep a chain of custom events may go"
+    )
+
     mcp_deny: list[str] = Field(
         default_factory=list,
         description="more paths the MCP server never lets agents read (gitignore-style, "
@@ -144,6 +189,17 @@ class Settings(BaseSettings):
         description="more Host names scribe mcp --http answers to (the name clients use "
         "when it listens on 0.0.0.0 or a specific address); others get 421",
     )
+
+    @field_validator("commands")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        relative = [c for c in value if not os.path.isabs(c)]
+        if relative:
+            raise ValueError(
+                f"commands are allowed by absolute path only, not {', '.join(relative)} "
+                "(a name alone would trust whatever PATH finds first)"
+            )
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -9,6 +9,7 @@ guarantees one call per path at a time (the scheduler does, for ``scribe watch``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -19,9 +20,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import accumulate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scribe import records
+from scribe.actions.effects import Finding
 from scribe.breaker import Breakers
+from scribe.confinement import Confinement
+from scribe.effect_runner import DEFAULT_MAX_DEPTH, EffectRunner
 from scribe.errors import ContentChanged, FileBusy, OutsideRoot, Skipped
 from scribe.events import Event, EventKind
 from scribe.files import (
@@ -42,6 +47,10 @@ from scribe.plan import Failure, Plan, plan_file
 from scribe.quarantine import Held, release, released
 from scribe.rules.match import CompiledRule
 from scribe.state import Seen, State
+
+if TYPE_CHECKING:
+    from scribe.notes.index import NoteIndex
+    from scribe.sandbox import Policy
 
 log = logging.getLogger("scribe")
 
@@ -84,10 +93,15 @@ class Outcome:
     plan: Plan | None = None
     reason: str = ""
     seq: int | None = None  # the journal entry of the write, when there is one
+    #: Custom events the plan's effects raised: the caller handles them next.
+    emitted: tuple[Event, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    #: Rules whose effects failed or were refused (the plan's own failures aside).
+    effect_failures: tuple[Failure, ...] = ()
 
     @property
     def failures(self) -> tuple[Failure, ...]:
-        return self.plan.failures if self.plan else ()
+        return (*(self.plan.failures if self.plan else ()), *self.effect_failures)
 
 
 class Engine:
@@ -104,8 +118,15 @@ class Engine:
         regex_timeout: float = 1.0,
         journal: JournalWriter | None = None,
         breakers: Breakers | None = None,
+        confinement: Confinement | None = None,
+        commands: Policy | None = None,
+        max_chain_depth: int = DEFAULT_MAX_DEPTH,
+        notes: NoteIndex | None = None,
     ) -> None:
         self.root = root.resolve()
+        self.confinement = confinement or Confinement()
+        #: The repository's notes, kept current from the events the engine handles.
+        self.notes = notes
         #: Where every change is recorded; None in dry runs and bare tests.
         self.journal = None if dry_run else journal
         self.breakers = breakers or Breakers()
@@ -118,6 +139,14 @@ class Engine:
         #: path -> rule id -> (reason, sha256 of the content it failed on)
         self.quarantine: dict[str, dict[str, tuple[str, str]]] = {}
         self.rules = rules
+        self.effects = EffectRunner(
+            self.root,
+            confinement=self.confinement,
+            journal=self.journal,
+            policy=commands,
+            remember=self._remember_text,
+            max_depth=max_chain_depth,
+        )
 
     @property
     def rules(self) -> Sequence[CompiledRule]:
@@ -133,6 +162,25 @@ class Engine:
         """Process one event end to end and say what happened."""
         return self.handle_many([event])[0]
 
+    def handle_all(self, events: Sequence[Event]) -> list[Outcome]:
+        """``handle_many``, then the custom events their effects raise, until none
+        is left (chains are bounded by their depth limit). The outcomes of the
+        given events come first, in order, then those of the raised ones."""
+        outcomes: list[Outcome] = []
+        waiting = list(events)
+        while waiting:
+            batch: dict[str, Event] = {}
+            later: list[Event] = []
+            for event in waiting:  # one event per path and batch
+                if event.target in batch:
+                    later.append(event)
+                else:
+                    batch[event.target] = event
+            done = self.handle_many(list(batch.values()))
+            outcomes += done
+            waiting = later + [e for o in done for e in o.emitted]
+        return outcomes
+
     def handle_many(self, events: Sequence[Event]) -> list[Outcome]:
         """Process events for distinct paths together; one outcome per event, in order.
 
@@ -145,6 +193,7 @@ class Engine:
             return self._handle_many(events)
 
     def _handle_many(self, events: Sequence[Event]) -> list[Outcome]:
+        self._note(events)
         outcomes: dict[int, Outcome] = {}
         todo: list[tuple[int, Event]] = []
         for index, event in enumerate(events):
@@ -180,7 +229,42 @@ class Engine:
                 reason=f"changed during each of {MAX_ATTEMPTS} write attempts",
             )
             tracing.settle(event, Status.CONFLICT)
-        return [outcomes[index] for index in range(len(events))]
+        return [self._with_effects(events[i], outcomes[i]) for i in range(len(events))]
+
+    def _note(self, events: Sequence[Event]) -> None:
+        """Keep the note index current with what the events say changed."""
+        if self.notes is None:
+            return
+        for event in events:
+            if event.kind is EventKind.DELETED:
+                self.notes.removed(event.path)
+            elif event.kind is EventKind.MOVED and event.dest:
+                self.notes.moved(event.path, event.dest)
+            elif event.kind is not EventKind.CUSTOM:
+                self.notes.changed(event.path)
+
+    def _with_effects(self, event: Event, outcome: Outcome) -> Outcome:
+        """Run the effects of a plan that is now on disk (or had nothing to write)."""
+        plan = outcome.plan
+        if self.dry_run or plan is None or not plan.effects:
+            return outcome
+        if outcome.status not in (Status.WRITTEN, Status.UNCHANGED, Status.DELETED):
+            return outcome
+        with tracing.step(event, "scribe.effects"):
+            done = self.effects.run(event, plan)
+        if self.notes is not None:
+            for rel in done.touched:
+                self.notes.changed(rel)
+        for failure in done.failures:
+            self._record(
+                *records.failed(plan.path, plan.base_sha256, failure, event, quarantined=False)
+            )
+        return dataclasses.replace(
+            outcome,
+            emitted=tuple(done.emitted),
+            findings=tuple(done.findings),
+            effect_failures=tuple(done.failures),
+        )
 
     @staticmethod
     def scan_event(path: str) -> Event:
@@ -193,15 +277,40 @@ class Engine:
         if event.kind is EventKind.MOVED and event.dest:
             self.state.forget(event.path)
             self._record(records.gone(event))
+        wanted = [r for r in self.rules if r.wants(event.kind, path, event.name).matched]
         if event.kind is EventKind.DELETED:
             self.state.forget(path)
             self._record(records.gone(event))
-            return Outcome(path, Status.DELETED)
-        if not any(rule.wants(event.kind, path).matched for rule in self.rules):
+            return Outcome(path, Status.DELETED, self._plan_gone(event, wanted))
+        if not wanted:
             if event.source != "scan":
                 self._record(records.observed(event, None))
             return Outcome(path, Status.UNCHANGED, reason="no rule applies")
+        refusal = self.confinement.refusal(path)
+        if refusal is not None:  # journaled every time: confinement is audited
+            self._record(records.scope_violation(path, refusal, event))
+            return Outcome(path, Status.SKIPPED, reason=refusal)
         return None
+
+    def _plan_gone(self, event: Event, wanted: Sequence[CompiledRule]) -> Plan | None:
+        """The effects rules ask for when a file is deleted (an index to update...);
+        there is no content left to rewrite."""
+        if not wanted or self.confinement.refusal(event.path) is not None:
+            return None
+        plan = plan_file(
+            event.path,
+            "",
+            "",
+            wanted,
+            kind=event.kind,
+            time=event.time or datetime.now(UTC),
+            size=0,
+            may_restamp=False,
+            regex_timeout=self.regex_timeout,
+            notes=self.notes,
+            event=event,
+        )
+        return dataclasses.replace(plan, new_text="") if plan.effects else None
 
     def _prepare(self, event: Event) -> Outcome | _Write:
         """Read and plan the event's file: its outcome, or the write it needs."""
@@ -224,12 +333,15 @@ class Engine:
 
     def _plan(self, event: Event, file: TextFile, now: datetime, *, live: bool) -> Outcome | _Write:
         seen = self.state.get(file.rel)
-        if live and seen is not None and seen.sha256 == file.sha256:
+        custom = event.kind is EventKind.CUSTOM  # not a change to the file: never an echo
+        if live and not custom and seen is not None and seen.sha256 == file.sha256:
             return Outcome(file.rel, Status.ECHO)
         masked = self._masked(file.text)
         may_restamp = (seen.masked != masked) if seen is not None else live
         with tracing.step(event, "scribe.match") as span:
-            candidates = [r.id for r in self.rules if r.wants(event.kind, file.rel).matched]
+            candidates = [
+                r.id for r in self.rules if r.wants(event.kind, file.rel, event.name).matched
+            ]
             span.set_attribute("scribe.rules.matched", candidates)
             held, probes = self.breakers.blocked(candidates)
         with tracing.step(event, "scribe.plan") as span:
@@ -244,6 +356,8 @@ class Engine:
                 may_restamp=may_restamp,
                 regex_timeout=self.regex_timeout,
                 skip=self._quarantined(file) | held,
+                notes=self.notes,
+                event=event,
             )
             tracing.planned(span, plan, self.rules)
             news = self._note_failures(file, plan.failures)
@@ -365,6 +479,14 @@ class Engine:
         """Hash of the text without the fields that rules stamp with ``now()``."""
         kept = mask(text, self._stamped) if self._stamped else text
         return sha256(kept.encode("utf-8", "surrogatepass"))
+
+    def _remember_text(self, rel: str, data: bytes, text: str) -> None:
+        """Record a file an effect wrote, so that its echo does not set rules off."""
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return
+        self._remember(rel, data, self._masked(text), st.st_size, st.st_mtime_ns)
 
     def _remember(self, rel: str, data: bytes, masked: str, size: int, mtime_ns: int) -> None:
         """Record what Scribe left at ``rel``: ``data``, its masked hash, size and mtime."""

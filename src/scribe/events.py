@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 #: Seeded from the OS once (and again in a forked child); ``uuid4()`` itself asks the
 #: OS for randomness on every call, a syscall per event that shows up in a scan.
@@ -24,6 +26,12 @@ class EventKind(StrEnum):
     MODIFIED = "modified"
     DELETED = "deleted"
     MOVED = "moved"
+    #: A custom event raised by a rule's ``emit`` step; ``Event.name`` says which.
+    CUSTOM = "event"
+
+
+#: The kinds a change to a file gives (every kind but ``CUSTOM``).
+FILE_KINDS = (EventKind.CREATED, EventKind.MODIFIED, EventKind.DELETED, EventKind.MOVED)
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,25 @@ class Event:
     #: When the last change folded into this event arrived (``time.monotonic()``):
     #: the start of the event-to-write latency.
     received: float | None = field(default=None, compare=False, repr=False)
+    #: For ``CUSTOM`` events: the event's name and data, and how many emits led to it.
+    name: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    depth: int = 0
 
     def at(self, time: datetime) -> Event:
         """This event with ``time`` set, unless it already has one."""
         return self if self.time is not None else replace(self, time=time)
+
+    def describe(self) -> dict[str, Any]:
+        """What templates see as ``event``: kind, and name, data and depth for custom events."""
+        if self.kind is not EventKind.CUSTOM:
+            return {"kind": self.kind.value}
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "data": dict(self.data),
+            "depth": self.depth,
+        }
 
     @property
     def target(self) -> str:

@@ -16,7 +16,7 @@ import os
 import signal
 import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from scribe.errors import ContentChanged, FileBusy, OutsideRoot, Skipped
 
@@ -410,3 +410,44 @@ def other_process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def create_new(root: Path, rel: str, data: bytes, *, mode: int = 0o644) -> os.stat_result:
+    """Create ``rel`` under ``root`` holding ``data``; ``FileExistsError`` if it exists.
+
+    The content is written and synced under a temp name and then hard-linked into
+    place, which fails rather than replace a file someone created meanwhile.
+    Missing parent folders are made; the caller has checked ``rel`` is confined.
+    """
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    resolve_inside(root, str(PurePosixPath(rel).parent))  # made folders stay inside
+    tmp = target.with_name(f"{TEMP_PREFIX}{target.name[:40]}.{os.getpid()}.new{TEMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            placed = os.fstat(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, target, follow_symlinks=False)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+    return placed
+
+
+def move_new(root: Path, rel: str, dest: str) -> None:
+    """Move ``rel`` to ``dest`` (both under ``root``) without replacing a file at
+    ``dest``: ``FileExistsError`` if there is one."""
+    source, target = root / rel, root / dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    resolve_inside(root, str(PurePosixPath(dest).parent))
+    os.link(source, target, follow_symlinks=False)
+    os.unlink(source)
+    fsync_dir(target.parent)
+    if source.parent != target.parent:
+        fsync_dir(source.parent)

@@ -1,27 +1,51 @@
-"""Planning: a pure function from a file and the rules to the file's new text.
+"""Planning: a pure function from a file and the rules to the file's new text and
+the effects to run once it is written.
 
 No I/O happens here. Each rule runs on the output of the rules before it; a rule
-that raises fails alone (its partial edits are dropped, the others still apply).
-A plan is only offered if running the rules again over it changes nothing.
+that raises fails alone (its partial edits and effects are dropped, the others
+still apply). A plan is only offered if running the rules again over it changes
+nothing. A plug-in step that changes a file its manifest does not let it write
+fails its rule, as a scope violation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
-from scribe.actions import FileContext
-from scribe.events import EventKind
+from scribe.actions import EffectAction, FileContext, is_content
+from scribe.actions.effects import Effect
+from scribe.events import Event, EventKind
 from scribe.frontmatter import FrontmatterError, parse
-from scribe.rules.match import CompiledRule
+from scribe.rules.match import CompiledRule, Step
+
+if TYPE_CHECKING:
+    from scribe.notes.index import NoteIndex
 
 
 @dataclass(frozen=True)
 class Failure:
     rule: str
     reason: str
+    #: The rule tried to reach beyond what it may (a scope violation, journaled so).
+    scope: bool = False
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An effect a rule's step asks for, with what the step may do."""
+
+    rule: str
+    step: Step
+    effect: Effect
+
+
+class OutOfScope(Exception):
+    """A step tried to change a file its manifest does not let it write."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,7 @@ class Plan:
     rules: tuple[str, ...] = ()  # ids of the rules whose steps changed the text
     matched: tuple[str, ...] = ()  # ids of every rule that matched
     failures: tuple[Failure, ...] = field(default=())
+    effects: tuple[Planned, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -64,6 +89,8 @@ _UNSETTLED = "rules do not reach a fixpoint: their output changes again when re-
 def _describe(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return "regular expression timed out on this file"
+    if isinstance(exc, OutOfScope):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -79,45 +106,67 @@ def _keeps_frontmatter_readable(before: str, after: str) -> None:
         raise FrontmatterError(f"its output would break the frontmatter ({exc})") from None
 
 
+@dataclass
+class _Pass:
+    """One pass of the rules over a file."""
+
+    text: str
+    changed_by: list[str] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    effects: list[Planned] = field(default_factory=list)
+
+
+def _run_steps(rule: CompiledRule, ctx: FileContext) -> tuple[str, list[Planned]]:
+    """The rule's steps in order: the text they leave and the effects they ask for."""
+    effects: list[Planned] = []
+    for step in rule.steps:
+        if is_content(step.action):
+            before = ctx.text
+            ctx = ctx.with_text(step.action.plan(ctx, step.params))
+            if ctx.text != before and not step.may_write(ctx.path):
+                raise OutOfScope(
+                    f"action {step.action.name!r} may not write {ctx.path} "
+                    f"(its manifest allows: {', '.join(step.write or ()) or 'no files'})"
+                )
+        else:
+            found = cast(EffectAction, step.action).effects(ctx, step.params)
+            effects.extend(Planned(rule.id, step, effect) for effect in found)
+    return ctx.text, effects
+
+
 def _apply_rules(
     rules: Sequence[CompiledRule],
     kind: EventKind,
     ctx: FileContext,
     size: int,
     skip: Collection[str],
-) -> tuple[str, list[str], list[str], list[Failure]]:
-    text = ctx.text
-    changed_by: list[str] = []
-    matched: list[str] = []
-    failures: list[Failure] = []
+    name: str | None,
+) -> _Pass:
+    result = _Pass(ctx.text)
     for rule in rules:
-        if rule.id in skip or not rule.wants(kind, ctx.path).matched:
+        if rule.id in skip or not rule.wants(kind, ctx.path, name).matched:
             continue
+        text = result.text
         try:
             current = ctx.with_text(text)
             verdict = rule.check(current, size)
             if not verdict.matched:
                 continue
-            matched.append(rule.id)
-            step_ctx = FileContext(
-                path=ctx.path,
-                text=text,
-                time=ctx.time,
-                captures=verdict.captures,
-                may_restamp=ctx.may_restamp,
-                regex_timeout=ctx.regex_timeout,
+            result.matched.append(rule.id)
+            new_text, effects = _run_steps(
+                rule, dataclasses.replace(current, captures=verdict.captures)
             )
-            for step in rule.steps:
-                step_ctx = step_ctx.with_text(step.action.plan(step_ctx, step.params))
-            if step_ctx.text != text:
-                _keeps_frontmatter_readable(text, step_ctx.text)
+            if new_text != text:
+                _keeps_frontmatter_readable(text, new_text)
         except Exception as exc:  # one bad rule (or plug-in) fails alone
-            failures.append(Failure(rule.id, _describe(exc)))
+            result.failures.append(Failure(rule.id, _describe(exc), isinstance(exc, OutOfScope)))
             continue
-        if step_ctx.text != text:
-            changed_by.append(rule.id)
-            text = step_ctx.text
-    return text, changed_by, matched, failures
+        result.effects.extend(effects)
+        if new_text != text:
+            result.changed_by.append(rule.id)
+            result.text = new_text
+    return result
 
 
 def plan_file(
@@ -132,28 +181,42 @@ def plan_file(
     may_restamp: bool,
     regex_timeout: float = 1.0,
     skip: Collection[str] = (),
+    notes: NoteIndex | None = None,
+    event: Event | None = None,
 ) -> Plan:
-    """Plan the rules over one file's text. ``time`` is the frozen ``now()``."""
+    """Plan the rules over one file's text. ``time`` is the frozen ``now()``;
+    ``event`` (when given) names a custom event and is what templates see."""
+    name = event.name if event is not None else None
     ctx = FileContext(
-        path=path, text=text, time=time, may_restamp=may_restamp, regex_timeout=regex_timeout
+        path=path,
+        text=text,
+        time=time,
+        may_restamp=may_restamp,
+        regex_timeout=regex_timeout,
+        notes=notes,
+        event=event.describe() if event is not None else {"kind": kind.value},
     )
     unsettled: list[Failure] = []
     for _ in range(_MAX_REPLANS):
-        new_text, changed_by, matched, failures = _apply_rules(rules, kind, ctx, size, skip)
-        if new_text == text:
+        result = _apply_rules(rules, kind, ctx, size, skip, name)
+        if result.text == text:
             break
-        rerun = FileContext(
-            path=path, text=new_text, time=time, may_restamp=False, regex_timeout=regex_timeout
-        )
-        again, again_by, _, _ = _apply_rules(rules, kind, rerun, size, skip)
-        if again == new_text:
+        rerun = dataclasses.replace(ctx, text=result.text, may_restamp=False)
+        again = _apply_rules(rules, kind, rerun, size, skip, name)
+        if again.text == result.text:
             break
         # The rules that change their own output again fail alone; plan without them.
-        unsettled.extend(Failure(r, _UNSETTLED) for r in again_by)
-        skip = {*skip, *again_by}
+        unsettled.extend(Failure(r, _UNSETTLED) for r in again.changed_by)
+        skip = {*skip, *again.changed_by}
     else:
-        new_text, changed_by = text, []
-    failures = [*unsettled, *failures]
+        result = _Pass(text, matched=result.matched, failures=result.failures)
     return Plan(
-        path, base_sha256, text, new_text, tuple(changed_by), tuple(matched), tuple(failures)
+        path,
+        base_sha256,
+        text,
+        result.text,
+        tuple(result.changed_by),
+        tuple(result.matched),
+        (*unsettled, *result.failures),
+        tuple(result.effects),
     )

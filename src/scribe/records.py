@@ -19,11 +19,16 @@ from scribe.journal.entry import (
     BREAKER_CLOSED,
     BREAKER_HALF_OPEN,
     BREAKER_OPENED,
+    CHAIN_CUT,
+    COMMAND_RAN,
+    EVENT_EMITTED,
     EVENT_OBSERVED,
     FILE_DELETED,
+    FILE_MOVED,
     FILE_SKIPPED,
     FILE_WRITTEN,
     QUARANTINED,
+    RULE_FINDING,
     RULE_MATCHED,
     SCOPE_VIOLATION,
     WORK_DONE,
@@ -49,6 +54,8 @@ def event_payload(event: Event) -> dict[str, Any]:
     }
     if event.dest:
         payload["dest"] = event.dest
+    if event.kind is EventKind.CUSTOM:
+        payload.update(name=event.name, depth=event.depth)
     return payload
 
 
@@ -201,4 +208,82 @@ def breaker(transition: Transition) -> NewEntry:
         f"rule:{rule}",
         message=message,
         payload={"rule": rule, "failures": transition.failures, "delay": transition.delay},
+    )
+
+
+def command_ran(path: str, rule: str, summary: Mapping[str, Any], event: Event) -> NewEntry:
+    """A rule's command ran: how it ended and the tail of what it printed."""
+    how = (
+        "timed out"
+        if summary.get("timed_out")
+        else f"exit {summary.get('exit_code')}"
+        if summary.get("exit_code") is not None
+        else f"signal {summary.get('signal')}"
+    )
+    argv = summary.get("argv") or []
+    return NewEntry(
+        COMMAND_RAN,
+        f"rule:{rule}",
+        path=path,
+        message=f"ran {' '.join(str(a) for a in argv)[:200]}: {how}",
+        payload={"rule": rule, **summary, "event": event_payload(event)},
+    )
+
+
+def emitted(path: str, rule: str, emitted_event: Event, cause: Event) -> NewEntry:
+    return NewEntry(
+        EVENT_EMITTED,
+        f"rule:{rule}",
+        path=path,
+        message=f"emitted {emitted_event.name} (depth {emitted_event.depth})",
+        payload={
+            "rule": rule,
+            "name": emitted_event.name,
+            "data": dict(emitted_event.data),
+            "id": emitted_event.id,
+            "depth": emitted_event.depth,
+            "cause": event_payload(cause),
+        },
+    )
+
+
+def chain_cut(path: str, rule: str, name: str, depth: int, cause: Event) -> NewEntry:
+    return NewEntry(
+        CHAIN_CUT,
+        f"rule:{rule}",
+        path=path,
+        message=f"event {name} not emitted: the chain of events is {depth} deep, the limit",
+        payload={"rule": rule, "name": name, "depth": depth, "cause": event_payload(cause)},
+    )
+
+
+def finding(rule: str, code: str, message: str, path: str, **payload: Any) -> NewEntry:
+    return NewEntry(
+        RULE_FINDING,
+        f"rule:{rule}",
+        path=path,
+        message=message,
+        payload={"rule": rule, "code": code, **payload},
+    )
+
+
+def moved(rule: str, path: str, dest: str, sha256: str | None, event: Event) -> NewEntry:
+    return NewEntry(
+        FILE_MOVED,
+        f"rule:{rule}",
+        path=dest,
+        after_hash=sha256,
+        message=f"moved from {path} by {rule}",
+        payload={"rule": rule, "from": path, "to": dest, "event": event_payload(event)},
+    )
+
+
+def refused(rule: str, path: str, reason: str, event: Event) -> NewEntry:
+    """A rule's effect reached beyond what it may: journaled as a scope violation."""
+    return NewEntry(
+        SCOPE_VIOLATION,
+        f"rule:{rule}",
+        path=path,
+        message=f"refused: {reason}",
+        payload={"rule": rule, "event": event.id},
     )

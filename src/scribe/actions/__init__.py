@@ -144,9 +144,9 @@ class Effects:
 
 
 def _builtins() -> dict[str, Action]:
-    from scribe.actions import content
+    from scribe.actions import content, engine_effects
 
-    return {a.name: a for a in content.BUILTINS}
+    return {a.name: a for module in (content, engine_effects) for a in module.BUILTINS}
 
 
 ACTIONS: dict[str, Action] = _builtins()

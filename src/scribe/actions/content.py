@@ -193,7 +193,9 @@ BUILTINS = (
     Content(
         "replace", ReplaceParams, plan_replace, "Regex search and replace in the body (or all)."
     ),
-    Content("append", TextParams, plan_append, "Append text to the body unless it already ends so."),
+    Content(
+        "append", TextParams, plan_append, "Append text to the body unless it already ends so."
+    ),
     Content(
         "prepend", TextParams, plan_prepend, "Prepend text to the body unless it already starts so."
     ),

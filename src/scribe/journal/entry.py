@@ -58,6 +58,12 @@ CASE_UPDATED = "case.updated"
 CASE_CLOSED = "case.closed"
 DOC_CHANGED = "doc.changed"
 PROJECT_SET = "project.set"
+# Effects of rules
+COMMAND_RAN = "command.ran"
+EVENT_EMITTED = "event.emitted"
+CHAIN_CUT = "chain.cut"
+RULE_FINDING = "rule.finding"
+FILE_MOVED = "file.moved"
 
 #: The mark each kind gets in ``JOURNAL.md``; unknown kinds get ``DEFAULT_EMOJI``.
 EMOJI: Mapping[str, str] = {
@@ -91,6 +97,11 @@ EMOJI: Mapping[str, str] = {
     CASE_CLOSED: "✔️",
     DOC_CHANGED: "📄",
     PROJECT_SET: "📁",
+    COMMAND_RAN: "🛠️",
+    EVENT_EMITTED: "📣",
+    CHAIN_CUT: "✂️",
+    RULE_FINDING: "🔎",
+    FILE_MOVED: "🚚",
 }
 DEFAULT_EMOJI = "📝"
 KINDS = tuple(EMOJI)

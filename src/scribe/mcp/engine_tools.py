@@ -66,7 +66,7 @@ class EngineTools:
                     "description": rule.description,
                     "enabled": rule.enabled,
                     "priority": rule.priority,
-                    "on": sorted(kind.value for kind in rule.on),
+                    "on": rule.triggers(),
                     "paths": list(rule.paths),
                     "exclude": list(rule.exclude),
                     "steps": [step.action.name for step in rule.steps],

@@ -8,7 +8,7 @@ whole file, so one run reports every mistake, each with the closest valid name.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,17 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from scribe.actions import ACTIONS, Action
 from scribe.errors import ConfigError, Problem
-from scribe.rules.match import CompiledRule, compile_rule
+from scribe.rules.match import CompiledRule, Permits, compile_rule
 from scribe.rules.model import rules_model, rules_schema
+from scribe.rules.templates import Template
 
 
 def load_rules(
-    path: Path, *, actions: Mapping[str, Action] = ACTIONS, display: str | None = None
+    path: Path,
+    *,
+    actions: Mapping[str, Action] = ACTIONS,
+    permissions: Callable[[str], Permits | None] = lambda _name: None,
+    display: str | None = None,
 ) -> list[CompiledRule]:
     """Read, validate and compile the rules at ``path``, in the order they run.
 
@@ -41,11 +46,15 @@ def load_rules(
         ) from None
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
         raise ConfigError([Problem(name, 1, 1, "", f"cannot read rules file: {exc}")]) from None
-    return parse_rules(text, name, actions=actions)
+    return parse_rules(text, name, actions=actions, permissions=permissions)
 
 
 def parse_rules(
-    text: str, name: str, *, actions: Mapping[str, Action] = ACTIONS
+    text: str,
+    name: str,
+    *,
+    actions: Mapping[str, Action] = ACTIONS,
+    permissions: Callable[[str], Permits | None] = lambda _name: None,
 ) -> list[CompiledRule]:
     """Validate and compile rules from YAML text (see ``load_rules``)."""
     try:
@@ -68,7 +77,10 @@ def parse_rules(
     problems = _duplicate_ids(rules, document, name)
     if problems:
         raise ConfigError(problems)
-    compiled = [compile_rule(rule, actions) for rule in rules]
+    compiled = [compile_rule(rule, actions, permissions) for rule in rules]
+    problems = _event_cycles(compiled, document, name)
+    if problems:
+        raise ConfigError(problems)
     order = sorted(range(len(compiled)), key=lambda i: (-compiled[i].priority, i))
     return [compiled[i] for i in order]
 
@@ -101,6 +113,63 @@ def _duplicate_ids(rules: list[Any], document: Any, name: str) -> list[Problem]:
                 )
             )
         seen.setdefault(rule.id, index)
+    return problems
+
+
+def _event_cycles(rules: Sequence[CompiledRule], document: Any, name: str) -> list[Problem]:
+    """Rules that set each other off in a circle through events they emit.
+
+    Only events named by fixed text can be followed here; a chain through a
+    templated name is cut at run time by the depth limit instead.
+    """
+    emits: dict[int, list[tuple[int, str]]] = {}
+    for index, rule in enumerate(rules):
+        for number, step in enumerate(rule.steps):
+            event = getattr(step.params, "event", None)
+            if step.action.name == "emit" and isinstance(event, Template) and not event.compiled:
+                emits.setdefault(index, []).append((number, event.source))
+    listeners: dict[str, list[int]] = {}
+    for index, rule in enumerate(rules):
+        for event_name in rule.events:
+            listeners.setdefault(event_name, []).append(index)
+
+    def cycle_from(start: int) -> list[tuple[int, int, str]] | None:
+        """A path of (rule, step, event) edges from ``start`` back to itself."""
+        stack: list[tuple[int, list[tuple[int, int, str]]]] = [(start, [])]
+        seen: set[int] = set()
+        while stack:
+            at, trail = stack.pop()
+            for number, event_name in emits.get(at, []):
+                for nxt in listeners.get(event_name, []):
+                    edge = [*trail, (at, number, event_name)]
+                    if nxt == start:
+                        return edge
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append((nxt, edge))
+        return None
+
+    problems: list[Problem] = []
+    reported: set[frozenset[int]] = set()
+    for start in sorted(emits):
+        cycle = cycle_from(start)
+        if cycle is None or frozenset(r for r, _, _ in cycle) in reported:
+            continue
+        reported.add(frozenset(r for r, _, _ in cycle))
+        route = " -> ".join(f"{rules[r].id} (emits {e})" for r, _, e in cycle)
+        first, number, _ = cycle[0]
+        loc = ("rules", first, "do", number, "emit", "event")
+        line, col = position(document, loc, at_key=False)
+        problems.append(
+            Problem(
+                name,
+                line,
+                col,
+                _key_path(loc),
+                f"events form a cycle: {route} -> {rules[first].id}; "
+                "break it, or the chain would only stop at the depth limit",
+            )
+        )
     return problems
 
 

@@ -6,10 +6,12 @@ Every miss carries its reason, which is what ``scribe rules --explain`` prints.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Protocol
 
+import pathspec
 import regex
 from pydantic import BaseModel
 from wcmatch import glob
@@ -36,6 +38,19 @@ Check = Callable[[FileContext, int], Verdict]
 class Step:
     action: Action
     params: BaseModel
+    #: What a plug-in's manifest lets it write (gitignore-style globs) and run
+    #: (absolute paths); None for built-ins, which only the engine's confinement binds.
+    write: tuple[str, ...] | None = None
+    commands: tuple[str, ...] | None = None
+
+    @cached_property
+    def _write_spec(self) -> pathspec.GitIgnoreSpec | None:
+        return None if self.write is None else pathspec.GitIgnoreSpec.from_lines(self.write)
+
+    def may_write(self, path: str) -> bool:
+        """Whether this step's action may change ``path`` (repository-relative)."""
+        spec = self._write_spec
+        return spec is None or bool(spec.match_file(path))
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,8 @@ class CompiledRule:
     enabled: bool
     priority: int
     on: frozenset[EventKind]
+    #: Names of the custom events that trigger the rule (``on: {event: NAME}``).
+    events: frozenset[str]
     paths: tuple[str, ...]
     exclude: tuple[str, ...]
     steps: tuple[Step, ...]
@@ -56,19 +73,28 @@ class CompiledRule:
     _include: Any
     _exclude: Any
 
-    def wants(self, kind: EventKind, path: str) -> Verdict:
-        """The cheap part of matching: enabled, event kind and path globs."""
+    def wants(self, kind: EventKind, path: str, name: str | None = None) -> Verdict:
+        """The cheap part of matching: enabled, event kind (and custom event name)
+        and path globs."""
         if not self.enabled:
             return Verdict(False, "rule is disabled")
-        if kind not in self.on:
-            return Verdict(
-                False, f"event {kind.value!r} is not in on: [{', '.join(sorted(self.on))}]"
-            )
+        if kind is EventKind.CUSTOM:
+            if name not in self.events:
+                return Verdict(False, f"event {name!r} is not in on: {self._triggers()}")
+        elif kind not in self.on:
+            return Verdict(False, f"event {kind.value!r} is not in on: {self._triggers()}")
         if not self._include.match(path):
             return Verdict(False, f"path does not match paths: {list(self.paths)}")
         if self._exclude is not None and self._exclude.match(path):
             return Verdict(False, f"path matches exclude: {list(self.exclude)}")
         return Verdict(True, "matched")
+
+    def triggers(self) -> list[str]:
+        """What sets the rule off, as the rules file spells it."""
+        return [*sorted(self.on), *(f"{{event: {name}}}" for name in sorted(self.events))]
+
+    def _triggers(self) -> str:
+        return f"[{', '.join(self.triggers())}]"
 
     def check(self, ctx: FileContext, size: int) -> Verdict:
         """The conditions in ``when``, in order; captures accumulate across them."""
@@ -81,19 +107,42 @@ class CompiledRule:
         return Verdict(True, "matched", captures)
 
 
-def compile_rule(rule: Any, actions: Mapping[str, Action]) -> CompiledRule:
-    """Turn a validated rule model into a ``CompiledRule``."""
+class Permits(Protocol):
+    """What a plug-in's manifest allows it (``scribe.actions.manifest.Permissions``)."""
+
+    @property
+    def write(self) -> Sequence[str]: ...
+    @property
+    def commands(self) -> Sequence[str]: ...
+
+
+def compile_rule(
+    rule: Any,
+    actions: Mapping[str, Action],
+    permissions: Callable[[str], Permits | None] = lambda _name: None,
+) -> CompiledRule:
+    """Turn a validated rule model into a ``CompiledRule``; ``permissions`` gives a
+    plug-in's declared permissions by action name (None: a built-in)."""
     steps = []
     for step_model in rule.do:
         name = next(iter(type(step_model).model_fields))
-        steps.append(Step(actions[name], getattr(step_model, name)))
+        granted = permissions(name)
+        steps.append(
+            Step(
+                actions[name],
+                getattr(step_model, name),
+                write=None if granted is None else tuple(granted.write),
+                commands=None if granted is None else tuple(granted.commands),
+            )
+        )
     stamps = tuple(dict.fromkeys(f for s in steps for f in stamps_of(s.action, s.params)))
     return CompiledRule(
         id=rule.id,
         description=rule.description,
         enabled=rule.enabled,
         priority=rule.priority,
-        on=frozenset(rule.on),
+        on=frozenset(EventKind(t) for t in rule.on if isinstance(t, str)),
+        events=frozenset(t.event for t in rule.on if not isinstance(t, str)),
         paths=tuple(rule.paths),
         exclude=tuple(rule.exclude),
         steps=tuple(steps),

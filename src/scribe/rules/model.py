@@ -6,6 +6,7 @@ models that contain it) are built from an action registry by ``rules_model``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Any, Union
@@ -15,7 +16,10 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
+    PlainValidator,
     Tag,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -23,7 +27,8 @@ from pydantic import (
 
 from scribe.actions import ACTIONS, Action
 from scribe.actions.content import Pattern as Regex
-from scribe.events import EventKind
+from scribe.actions.engine_effects import EVENT_NAME
+from scribe.events import FILE_KINDS, EventKind
 
 RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 CONDITION_KEYS = ("frontmatter", "content", "path", "size")
@@ -72,14 +77,56 @@ class Condition(_Strict):
         return self
 
 
+class OnEvent(_Strict):
+    """A custom event, raised by an ``emit`` step of some rule."""
+
+    event: str = Field(pattern=EVENT_NAME, description="the name given to emit")
+
+
+def _trigger(value: Any) -> str | OnEvent:
+    """One item of ``on``: a file event kind, or ``{event: NAME}``."""
+    if isinstance(value, str):
+        kinds = [k.value for k in FILE_KINDS]
+        if value not in kinds:
+            close = difflib.get_close_matches(value, kinds, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else " (or {event: NAME})"
+            raise ValueError(f"{value!r} is not one of {', '.join(kinds)}{hint}")
+        return value
+    if isinstance(value, OnEvent):
+        return value
+    if isinstance(value, Mapping):
+        return OnEvent.model_validate(value)
+    raise ValueError("expected an event kind (created, modified, deleted, moved) or {event: NAME}")
+
+
+Trigger = Annotated[
+    str | OnEvent,
+    PlainValidator(_trigger),
+    PlainSerializer(lambda t: t if isinstance(t, str) else {"event": t.event}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": [k.value for k in FILE_KINDS]},
+                {
+                    "type": "object",
+                    "properties": {"event": {"type": "string", "pattern": EVENT_NAME}},
+                    "required": ["event"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
+
+
 class RuleBase(_Strict):
     id: str = Field(pattern=RULE_ID, description="unique name, used in logs and the journal")
     description: str = ""
     enabled: bool = True
     priority: int = Field(0, description="higher runs first; equal priorities keep file order")
-    on: list[EventKind] = Field(
-        default_factory=lambda: [EventKind.CREATED, EventKind.MODIFIED],
-        description="event kinds that trigger the rule",
+    on: list[Trigger] = Field(
+        default_factory=lambda: [EventKind.CREATED.value, EventKind.MODIFIED.value],  # type: ignore[arg-type]
+        description="what triggers the rule: file event kinds, or {event: NAME} for a custom event",
     )
     paths: list[str] = Field(default_factory=lambda: ["**/*"], min_length=1)
     exclude: list[str] = Field(default_factory=list)
