@@ -32,6 +32,7 @@ from scribe.config import (
     load_settings,
     settings_schema,
 )
+from scribe.effect_runner import describe as describe_effects
 from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ContentChanged, FileBusy, ScribeError
 from scribe.journal.commands import register as register_journal_commands
@@ -173,8 +174,14 @@ def _apply_once(
 
 
 def _report_problems(outcomes: Iterable[Outcome]) -> int:
+    """Tell what went wrong; how many problems fail the command (exit 1)."""
     failures = 0
     for outcome in outcomes:
+        for found in outcome.findings:
+            failures += found.fail
+            where = f"{found.path}:{found.line}" if found.line else found.path
+            colour = "red" if found.fail else "yellow"
+            err.print(f"[{colour}]{found.code}[/] {where}: {found.message}")
         if outcome.status is Status.SKIPPED and outcome.reason:
             err.print(f"[yellow]skipped[/] {outcome.path}: {outcome.reason}")
         elif outcome.status in (Status.CONFLICT, Status.BUSY, Status.FAILED):
@@ -235,6 +242,9 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
                 max_batch=settings.max_batch,
             )
         )
+        raised = [event for o in outcomes for event in o.emitted]
+        if raised:  # custom events the rules raised, and the chains they start
+            outcomes += engine.handle_all(raised)
     finally:
         engine.state.close()
         if journal is not None:
@@ -250,8 +260,9 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
 
 def _dry_run(
     paths: list[Path] | None, root: Path | None, rules: Path | None, label: str
-) -> tuple[list[tuple[str, Plan]], int]:
-    """Plan every target without writing: the changes, and how many failures."""
+) -> tuple[list[tuple[str, Plan]], int, list[Plan]]:
+    """Plan every target without writing: the changes, how many failures, and the
+    plans with effects (which a dry run does not run)."""
     base, settings, compiled = _setup(root, rules, paths)
     tracing.configure("engine")
     engine = build_engine(base, settings, compiled, dry_run=True)
@@ -260,15 +271,19 @@ def _dry_run(
         _apply_once(engine, targets, label, workers=settings.workers, max_batch=settings.max_batch)
     )
     planned = [(o.path, o.plan) for o in outcomes if o.status is Status.PLANNED and o.plan]
-    return planned, _report_problems(outcomes)
+    effects = [o.plan for o in outcomes if o.plan is not None and o.plan.effects]
+    return planned, _report_problems(outcomes), effects
 
 
 @app.command()
 def plan(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Show the diff the rules would make to PATHS; writes nothing."""
-    planned, failures = _dry_run(paths, root, rules, "planning")
+    planned, failures, effects = _dry_run(paths, root, rules, "planning")
     for _, change in planned:
         _print_diff(change.diff())
+    for with_effects in effects:
+        for line in describe_effects(with_effects.effects):
+            out.print(Text(f"{with_effects.path}: {line}", style="magenta"), soft_wrap=True)
     err.print(f"{len(planned)} file(s) would change")
     raise typer.Exit(1 if failures else 0)
 
@@ -281,7 +296,7 @@ def check(
     diff: Annotated[bool, typer.Option("--diff", help="Also print the diffs.")] = False,
 ) -> None:
     """Exit 1 if the rules would change any of PATHS (for CI and pre-commit)."""
-    planned, failures = _dry_run(paths, root, rules, "checking")
+    planned, failures, _ = _dry_run(paths, root, rules, "checking")
     for path, change in planned:
         out.print(f"would change {path} [dim]({', '.join(change.rules)})[/]")
         if diff:

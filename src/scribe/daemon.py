@@ -247,6 +247,8 @@ class WatchService:
         self._last_event_at = datetime.now(UTC)
         for event, outcome in zip(events, outcomes, strict=True):
             self._account(event, outcome, done, elapsed_ms, len(events))
+            for raised in outcome.emitted:
+                self.scheduler.submit_event(raised)
         self._show_breakers()
 
     def _account(
@@ -254,6 +256,14 @@ class WatchService:
     ) -> None:
         """Metrics and log lines for one outcome."""
         status = outcome.status
+        for found in outcome.findings:
+            log.warning(
+                "%s%s: %s",
+                found.path,
+                f":{found.line}" if found.line else "",
+                found.message,
+                extra={"path": found.path, "result": found.code},
+            )
         for failure in outcome.failures:
             metrics.RULE_FAILURES.labels(rule=failure.rule).inc()
             log.error(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,19 +288,17 @@ class EffectRunner:
 
 
 def describe(planned: Sequence[Planned]) -> list[str]:
-    """One line per effect, for ``scribe plan`` (which runs none of them)."""
+    """One line per effect that would run, for ``scribe plan`` (which runs none;
+    what checks found is reported as problems, not here)."""
     lines = []
     for p in planned:
         e = p.effect
         if isinstance(e, RunCommand):
-            lines.append(f"{p.rule}: would run {' '.join(e.argv)}")
+            lines.append(f"{p.rule} would run {shlex.join(e.argv)}")
         elif isinstance(e, Emit):
-            lines.append(f"{p.rule}: would emit {e.name} on {e.path}")
+            lines.append(f"{p.rule} would emit {e.name} on {e.path}")
         elif isinstance(e, WriteFile):
-            lines.append(f"{p.rule}: would write {e.path}")
+            lines.append(f"{p.rule} would write {e.path}")
         elif isinstance(e, Rename):
-            lines.append(f"{p.rule}: would rename {e.path} to {e.dest}")
-        else:
-            where = f"{e.path}:{e.line}" if e.line else e.path
-            lines.append(f"{p.rule}: {where}: {e.message}")
+            lines.append(f"{p.rule} would rename it to {e.dest}")
     return lines

@@ -246,8 +246,11 @@ class Engine:
     def _with_effects(self, event: Event, outcome: Outcome) -> Outcome:
         """Run the effects of a plan that is now on disk (or had nothing to write)."""
         plan = outcome.plan
-        if self.dry_run or plan is None or not plan.effects:
+        if plan is None or not plan.effects:
             return outcome
+        if self.dry_run:  # nothing runs; what checks found is still worth telling
+            found = [p.effect for p in plan.effects if isinstance(p.effect, Finding)]
+            return dataclasses.replace(outcome, findings=tuple(found))
         if outcome.status not in (Status.WRITTEN, Status.UNCHANGED, Status.DELETED):
             return outcome
         with tracing.step(event, "scribe.effects"):
@@ -383,6 +386,11 @@ class Engine:
                     quarantined=failure in news,
                     fingerprint=self._fingerprints.get(failure.rule, ""),
                 )
+            ),
+            *(
+                records.refused(failure.rule, file.rel, failure.reason, event)
+                for failure in plan.failures
+                if failure.scope
             ),
             *(records.breaker(t) for t in moved),
         ]

@@ -19,7 +19,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +78,8 @@ class Scheduler:
         self._timers: list[tuple[float, int, str, _Pending]] = []
         self._tie = itertools.count()
         self._inflight: set[str] = set()
+        #: Custom events raised by rules, in order; each waits until its path is free.
+        self._events: deque[Event] = deque()
         self._stopping = False
         self._abandon_at = float("inf")
         self._saturated = False
@@ -113,9 +115,9 @@ class Scheduler:
 
     @property
     def depth(self) -> int:
-        """Paths waiting or in flight."""
+        """Paths waiting or in flight, and custom events waiting."""
         with self._cond:
-            return len(self._pending) + len(self._inflight)
+            return len(self._pending) + len(self._inflight) + len(self._events)
 
     @property
     def saturated(self) -> bool:
@@ -169,6 +171,12 @@ class Scheduler:
                     heapq.heappush(self._timers, (pending.due, next(self._tie), path, pending))
             self._cond.notify()
 
+    def submit_event(self, event: Event) -> None:
+        """Queue a custom event a rule raised; it runs once no other work holds its path."""
+        with self._cond:
+            self._events.append(event)
+            self._cond.notify()
+
     def _enqueue(self, path: str, pending: _Pending) -> None:
         if not pending.queued:
             pending.queued = True
@@ -179,8 +187,9 @@ class Scheduler:
         if pending.queued:
             del self._ready[path]
 
-    def _next(self) -> list[tuple[str, _Pending]]:
-        """Under the lock: pop ready paths that are not in flight (maybe none)."""
+    def _next(self) -> list[Event]:
+        """Under the lock: pop ready paths that are not in flight (maybe none), and
+        custom events whose paths are free, as the events to handle."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, path, pending = heapq.heappop(self._timers)
@@ -206,14 +215,36 @@ class Scheduler:
             del self._ready[path]
             del self._pending[path]
             self._inflight.add(path)
+        events = [_event(path, pending) for path, pending in taken]
+        if self._events and len(events) < want:
+            events += self._free_events(want - len(events))
         if self._saturated and len(self._pending) <= self.high_water // 2:
             self._saturated = False
             log.info("queue back under the high-water mark (%d paths)", len(self._pending))
+        return events
+
+    def _free_events(self, room: int) -> list[Event]:
+        """Under the lock: up to ``room`` custom events on paths nothing holds, in order
+        (an event waits behind an earlier one on its path)."""
+        taken: list[Event] = []
+        kept: deque[Event] = deque()
+        held: set[str] = set()
+        while self._events:
+            event = self._events.popleft()
+            path = event.target
+            if len(taken) < room and path not in self._inflight and path not in held:
+                self._inflight.add(path)
+                taken.append(event)
+            else:
+                kept.append(event)
+            held.add(path)
+        self._events = kept
         return taken
 
     def _finished(self) -> bool:
         """Under the lock: a stopping worker may leave."""
-        return self._stopping and (not self._pending or time.monotonic() >= self._abandon_at)
+        busy = self._pending or self._events
+        return self._stopping and (not busy or time.monotonic() >= self._abandon_at)
 
     def _work(self) -> None:
         while True:
@@ -231,10 +262,10 @@ class Scheduler:
                     batch = self._next()
             metrics.BATCH_SIZE.observe(len(batch))
             try:
-                self._run([_event(path, pending) for path, pending in batch])
+                self._run(batch)
             finally:
                 with self._cond:
-                    self._inflight.difference_update(path for path, _ in batch)
+                    self._inflight.difference_update(event.target for event in batch)
                     self.processed += len(batch)
                     self._cond.notify_all()
 
@@ -255,13 +286,13 @@ class Scheduler:
 
     def idle(self) -> bool:
         with self._cond:
-            return not self._pending and not self._inflight
+            return not self._pending and not self._inflight and not self._events
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is pending or in flight (True) or the timeout passes."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._inflight:
+            while self._pending or self._inflight or self._events:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -283,6 +314,8 @@ class Scheduler:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._cond:
+            if self._events:
+                log.warning("%d custom event(s) not handled before the stop", len(self._events))
             return {path: pending.kind for path, pending in self._pending.items()}
 
 
