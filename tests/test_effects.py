@@ -128,7 +128,8 @@ def test_an_emitted_event_sets_off_the_rules_that_listen_for_it(
     assert (tmp_path / "note.md").read_text() == "---\ntitle: n\nreviewed_by: note\n---\nbody\n"
     (emitted,) = journal(writer, EVENT_EMITTED)
     assert emitted.actor == "rule:announce"
-    assert emitted.payload["name"] == "reviewed" and emitted.payload["data"] == {"by": "note"}
+    assert emitted.payload["name"] == "reviewed"
+    assert emitted.payload["data"] == {"by": "note"}
     written = journal(writer, FILE_WRITTEN)
     assert written[0].payload["event"]["name"] == "reviewed"
 
@@ -210,7 +211,8 @@ def test_writes_to_denied_or_outside_paths_are_refused_and_journaled(
     assert not (tmp_path / target).exists()
     assert not (tmp_path.parent / "out.md").exists()
     (violation,) = journal(writer, SCOPE_VIOLATION)
-    assert violation.actor == "rule:gen" and violation.path == target
+    assert violation.actor == "rule:gen"
+    assert violation.path == target
     assert [f.rule for f in outcome.failures] == ["gen"]
 
 
@@ -289,7 +291,8 @@ def test_a_rename_moves_the_file_and_is_journaled(tmp_path: Path, writer: Journa
     assert (tmp_path / "new" / "old-name.md").read_text() == "mine\n"
     assert not (tmp_path / "Old Name.md").exists()
     (moved,) = journal(writer, FILE_MOVED)
-    assert moved.payload["from"] == "Old Name.md" and moved.path == "new/old-name.md"
+    assert moved.payload["from"] == "Old Name.md"
+    assert moved.path == "new/old-name.md"
 
 
 def test_findings_are_journaled_and_told_without_failing_the_rule(
@@ -301,7 +304,8 @@ def test_findings_are_journaled_and_told_without_failing_the_rule(
     assert [(f.code, f.line, f.fail) for f in outcome.findings] == [("todo", 2, True)]
     assert outcome.failures == ()
     (found,) = journal(writer, RULE_FINDING)
-    assert found.payload["code"] == "todo" and found.payload["line"] == 2
+    assert found.payload["code"] == "todo"
+    assert found.payload["line"] == 2
 
 
 def test_a_dry_run_reports_findings_but_runs_no_effect(tmp_path: Path) -> None:
@@ -310,7 +314,8 @@ def test_a_dry_run_reports_findings_but_runs_no_effect(tmp_path: Path) -> None:
     outcome = Engine(tmp_path, rules(text), dry_run=True).handle(scan("a.md"))
     assert [f.code for f in outcome.findings] == ["todo"]
     assert not (tmp_path / "index.md").exists()
-    assert outcome.plan is not None and len(outcome.plan.effects) == 2
+    assert outcome.plan is not None
+    assert len(outcome.plan.effects) == 2
 
 
 def test_deleting_a_file_runs_the_effects_of_rules_on_deleted(
