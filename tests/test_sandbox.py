@@ -304,19 +304,29 @@ def test_what_the_main_process_leaves_behind_is_killed_when_it_exits(
 @BOTH
 def test_scribe_dying_takes_the_command_along(repo: Path, isolation: str) -> None:
     mark = marker()
-    # Only the sleeps carry the marker on their command line (sh and bwrap have "$m"):
-    # once they run, the sandbox is fully set up. Under bwrap the whole sandbox goes
-    # with Scribe; without it, the process Scribe started.
+    # Only the sleeps carry the whole marker on their command line (sh and bwrap have
+    # its halves): once they run, the sandbox is set up. Under bwrap the whole sandbox
+    # goes with Scribe; without it, the process Scribe started.
     if isolation == "bwrap":
-        argv, sleeps = [SH, "-c", f"m={mark}; sleep 100.$m & sleep 100.$m"], 2
+        halves = f"a={mark[:6]}; b={mark[6:]}"
+        argv, sleeps = [SH, "-c", f"{halves}; sleep 100.$a$b & sleep 100.$a$b"], 2
     else:
         argv, sleeps = ["/bin/sleep", f"100.{mark}"], 1
+    # The command travels in the environment: Scribe's own command line must not
+    # carry the marker.
     code = (
-        "from pathlib import Path; from scribe.sandbox import Policy, run; "
-        f"run({argv!r}, Policy(root=Path({str(repo)!r}), allow=({argv[0]!r},), "
-        f"isolation={isolation!r}), timeout=60)"
+        "import json, os; from pathlib import Path; from scribe.sandbox import Policy, run; "
+        "argv = json.loads(os.environ['SANDBOX_ARGV']); "
+        "run(argv, Policy(root=Path(os.environ['SANDBOX_ROOT']), allow=(argv[0],), "
+        "isolation=os.environ['SANDBOX_ISOLATION']), timeout=60)"
     )
-    scribe = subprocess.Popen([sys.executable, "-c", code])
+    env = {
+        **os.environ,
+        "SANDBOX_ARGV": json.dumps(argv),
+        "SANDBOX_ROOT": str(repo),
+        "SANDBOX_ISOLATION": isolation,
+    }
+    scribe = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
         assert wait_until(lambda: len(processes_with(mark)) == sleeps, 10)
     finally:
