@@ -334,6 +334,10 @@ def test_scribe_dying_takes_the_command_along(repo: Path, isolation: str) -> Non
         scribe.wait()
     assert wait_until(lambda: processes_with(mark) == [], 10), processes_with(mark)
     assert wait_until(lambda: processes_with(str(repo)) == [], 10), processes_with(str(repo))
+    # The cgroup the dead Scribe left behind goes with the next command run.
+    assert list(pids_hierarchy().glob(f"scribe-{scribe.pid}-*")) != []
+    run([SH, "-c", ":"], policy(repo, SH), timeout=10)
+    assert list(pids_hierarchy().glob(f"scribe-{scribe.pid}-*")) == []
 
 
 # -- resource limits ---------------------------------------------------------------------------

@@ -39,10 +39,12 @@ or v2 with the ``pids`` controller): ``pids.max`` binds every user, counts only
 this command's tasks (threads included), and lists them all, including those that
 left the session with ``setsid``; freezing forks (``pids.max`` = 0) and sweeping
 that list is how a fork bomb is ended. Inside bwrap the cgroup file system is
-read-only, so the command cannot leave its cgroup. Where no pids cgroup can be
-made (not root, no writable hierarchy), RLIMIT_NPROC is set instead: it binds a
-non-root user, but counts all that user's processes. ``CommandResult.process_bound``
-says which held.
+read-only, so the command cannot leave its cgroup. The cgroup of a Scribe that
+was killed outright is removed, with what still runs in it, by the next command
+started on the machine. Where no pids cgroup can be made (not root, no writable
+hierarchy), RLIMIT_NPROC is set instead: it binds a non-root user, but counts all
+that user's processes, and does nothing for root. ``CommandResult.process_bound``
+says what held (``cgroup``, ``rlimit`` or ``none``).
 
 Output: both pipes are read in one loop (no deadlock when a command fills
 stderr); the first ``output_bytes`` of each are kept, the rest is read, counted
@@ -400,6 +402,7 @@ class _PidsCgroup:
         parent = _pids_hierarchy()
         if parent is None:
             return None
+        _sweep(parent)
         path = parent / f"scribe-{os.getpid()}-{next(_serial)}"
         try:
             path.mkdir()
@@ -442,6 +445,26 @@ class _PidsCgroup:
                 if time.monotonic() >= deadline:
                     return  # a task stuck in the kernel; the empty cgroup stays behind
                 time.sleep(0.01)  # killed tasks leave asynchronously; v1 cannot notify
+
+
+def _sweep(parent: Path) -> None:
+    """Remove the cgroups of Scribe processes that died without removing their own
+    (``kill -9``), killing whatever still runs in them."""
+    for path in parent.glob("scribe-*-*"):
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and not _alive(int(owner)):
+            with suppress(OSError):  # another Scribe may be sweeping it too
+                _PidsCgroup(path).remove(patience=1.0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _bwrap_own(bwrap_pid: int, tasks: list[int]) -> set[int]:
