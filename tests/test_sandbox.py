@@ -600,3 +600,16 @@ def test_commands_run_side_by_side_from_threads(repo: Path, printer: str) -> Non
         thread.join(30)
     assert sorted(printed(r)["argv"][1] for r in results) == ["0", "1", "2", "3"]  # type: ignore[index]
     assert leftover_cgroups() == []
+
+
+def test_the_public_surface_is_pinned() -> None:
+    assert sorted(sandbox.__all__) == [
+        "CommandRefused",
+        "CommandResult",
+        "Limits",
+        "Policy",
+        "bwrap_path",
+        "check_policy",
+        "resolve_executable",
+        "run",
+    ]
