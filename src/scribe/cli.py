@@ -49,14 +49,16 @@ from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.observe import tracing
 from scribe.plan import Plan
+from scribe.plugins_cli import app as plugins_app
 from scribe.progress import progress_bar
 from scribe.recovery import finish_open_work
-from scribe.rules.load import load_rules, parse_rules
+from scribe.rules.load import parse_rules
 from scribe.rules.match import CompiledRule
 from scribe.rules.model import rules_schema
 from scribe.startup import (
     build_engine,
     ignore_for,
+    load_repository_rules,
     open_journal,
     required_journal,
     restore_quarantine,
@@ -122,7 +124,14 @@ def _load(
     base = root.resolve() if root else find_root(paths[0] if paths else Path.cwd())
     loaded = load_layers(base, **overrides)
     rules_path = rules.resolve() if rules else base / loaded.settings.rules
-    return base, loaded, rules_path, load_rules(rules_path, display=_display(rules_path, base))
+    return (
+        base,
+        loaded,
+        rules_path,
+        load_repository_rules(
+            base, loaded.settings, rules_path, display=_display(rules_path, base)
+        ),
+    )
 
 
 def _display(path: Path, root: Path) -> str:
@@ -308,6 +317,7 @@ def check(
 
 rules_app = typer.Typer(help="List, validate, enable and disable the rules.")
 app.add_typer(rules_app, name="rules")
+app.add_typer(plugins_app, name="plugins")
 
 
 @rules_app.callback(invoke_without_command=True)
@@ -529,7 +539,9 @@ def quarantine_retry(
     base, settings, journal, items = _held(root, paths, rule)
     try:
         journal.append([quarantine.release(i, "retry asked for", records.USER) for i in items])
-        compiled = load_rules(base / settings.rules, display=settings.rules)
+        compiled = load_repository_rules(
+            base, settings, base / settings.rules, display=settings.rules
+        )
         engine = build_engine(base, settings, compiled, dry_run=False, journal=journal)
         files = list(dict.fromkeys(item.path for item in items))
         outcomes = list(

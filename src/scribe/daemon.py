@@ -39,12 +39,12 @@ from scribe.observe import metrics
 from scribe.progress import progress_bar
 from scribe.recovery import catch_up, finish_open_work, left_at_stop
 from scribe.reload import watch_files
-from scribe.rules.load import load_rules
 from scribe.rules.match import CompiledRule
 from scribe.scheduler import Scheduler
 from scribe.startup import (
     build_engine,
     ignore_for,
+    load_repository_rules,
     open_journal,
     restore_quarantine,
     rules_loaded,
@@ -407,7 +407,9 @@ class WatchService:
         """Load the rules file again; an invalid one is refused and the rules in force
         keep running."""
         try:
-            rules = load_rules(self.rules_file, display=self.rules_display)
+            rules = load_repository_rules(
+                self.root, self.settings, self.rules_file, display=self.rules_display
+            )
         except ConfigError as exc:
             self._refused("rules", RULES_REJECTED, self.rules_display, exc)
             return

@@ -200,8 +200,9 @@ class EffectRunner:
             how = "timed out" if result.timed_out else f"exited with {result.exit_code}"
             log.warning("command of %s on %s %s", planned.rule, path, how)
             if effect.fail_on_error:
-                tail = result.stderr.strip().splitlines()[-1:] or [""]
-                done.failures.append(Failure(planned.rule, f"command {how}: {tail[0]}".strip()))
+                last = result.stderr.strip().splitlines()[-1:]
+                reason = f"command {how}" + (f": {last[0]}" if last else "")
+                done.failures.append(Failure(planned.rule, reason))
 
     def _policy_for(self, effect: RunCommand) -> Policy:
         """The policy for one step: it passes only the variables it names."""

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scribe import __version__, quarantine, records
+from scribe.actions.registry import load_registry
 from scribe.breaker import Breakers
-from scribe.config import STATE_DIR, Settings
+from scribe.config import CONFIG_FILE, STATE_DIR, Settings
+from scribe.confinement import Confinement
 from scribe.engine import Engine
-from scribe.errors import ScribeError
+from scribe.errors import ConfigError, Problem, ScribeError
 from scribe.journal.entry import (
     ENGINE_STARTED,
     ENGINE_STOPPED,
@@ -25,7 +27,10 @@ from scribe.journal.entry import (
 from scribe.journal.mirrors import Mirrors
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
+from scribe.notes.index import NoteIndex
+from scribe.rules.load import load_rules
 from scribe.rules.match import CompiledRule
+from scribe.sandbox import Limits, Policy, bwrap_path, check_policy
 from scribe.state import State
 from scribe.watch import Ignore
 
@@ -47,6 +52,55 @@ def required_journal(root: Path, settings: Settings) -> JournalWriter:
     return journal
 
 
+def load_repository_rules(
+    root: Path, settings: Settings, path: Path, *, display: str | None = None
+) -> list[CompiledRule]:
+    """The rules at ``path`` with every action the repository may use: built-ins,
+    installed plug-ins and, when ``plugins_local`` allows, its own
+    ``.scribe/actions``. A refused plug-in's name in the rules says why it was."""
+    registry = load_registry(root, local=settings.plugins_local)
+    return load_rules(
+        path,
+        actions=registry.actions,
+        permissions=registry.permissions,
+        refusals={r.name: r.reason for r in registry.refused},
+        display=display,
+    )
+
+
+def command_policy(root: Path, settings: Settings) -> Policy | None:
+    """The sandbox policy of run_command steps; None when no command is allowed.
+
+    Raises ``ConfigError`` for an allow-list entry that is missing, not executable
+    or inside the repository (where any edit would change what rules run).
+    """
+    if not settings.commands:
+        return None
+    problems = check_policy(settings.commands, root=root)
+    if problems:
+        raise ConfigError([Problem(CONFIG_FILE, 0, 0, "commands", p) for p in problems])
+    if settings.command_isolation == "auto" and bwrap_path() is None:
+        log.warning(
+            "bwrap is not installed: rules' commands run without isolation; install "
+            "bubblewrap for a read-only repository and no network"
+        )
+    limits = settings.command_limits
+    return Policy(
+        root=root.resolve(),
+        allow=tuple(settings.commands),
+        env_allow=tuple(settings.command_env),
+        limits=Limits(
+            cpu_seconds=limits.cpu_seconds,
+            memory_bytes=limits.memory_mb << 20,
+            open_files=limits.open_files,
+            file_bytes=limits.file_mb << 20,
+            processes=limits.processes,
+        ),
+        output_bytes=settings.command_output_bytes,
+        isolation=settings.command_isolation,
+    )
+
+
 def build_engine(
     root: Path,
     settings: Settings,
@@ -56,6 +110,7 @@ def build_engine(
     journal: JournalWriter | None = None,
 ) -> Engine:
     state = State(None if dry_run else root / STATE_DIR / "state.db")
+    confinement = Confinement(settings.deny)
     return Engine(
         root,
         rules,
@@ -65,6 +120,14 @@ def build_engine(
         regex_timeout=settings.regex_timeout,
         journal=journal,
         breakers=Breakers(settings.breaker_failures),
+        confinement=confinement,
+        commands=command_policy(root, settings),
+        max_chain_depth=settings.max_chain_depth,
+        notes=NoteIndex(
+            root.resolve(),
+            deny=lambda rel: confinement.refusal(rel) is not None,
+            max_file_bytes=settings.max_file_bytes,
+        ),
     )
 
 

@@ -18,9 +18,8 @@ from scribe.engine import Engine, Status
 from scribe.errors import ConfigError
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.failures import INVALID_ARGUMENT, ToolFailure
-from scribe.rules.load import load_rules
 from scribe.rules.match import CompiledRule
-from scribe.startup import build_engine
+from scribe.startup import build_engine, load_repository_rules
 
 
 class EngineTools:
@@ -47,7 +46,13 @@ class EngineTools:
             if self._loaded is not None and self._loaded[0] == key:
                 return self._loaded[1]
             try:
-                rules = load_rules(self.rules_file, display=self._display()) if key else []
+                rules = (
+                    load_repository_rules(
+                        self.root, self.settings, self.rules_file, display=self._display()
+                    )
+                    if key
+                    else []
+                )
             except ConfigError as exc:
                 raise ToolFailure(
                     INVALID_ARGUMENT,

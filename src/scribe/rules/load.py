@@ -30,6 +30,7 @@ def load_rules(
     *,
     actions: Mapping[str, Action] = ACTIONS,
     permissions: Callable[[str], Permits | None] = lambda _name: None,
+    refusals: Mapping[str, str] | None = None,
     display: str | None = None,
 ) -> list[CompiledRule]:
     """Read, validate and compile the rules at ``path``, in the order they run.
@@ -46,7 +47,9 @@ def load_rules(
         ) from None
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
         raise ConfigError([Problem(name, 1, 1, "", f"cannot read rules file: {exc}")]) from None
-    return parse_rules(text, name, actions=actions, permissions=permissions)
+    return parse_rules(
+        text, name, actions=actions, permissions=permissions, refusals=refusals
+    )
 
 
 def parse_rules(
@@ -55,8 +58,11 @@ def parse_rules(
     *,
     actions: Mapping[str, Action] = ACTIONS,
     permissions: Callable[[str], Permits | None] = lambda _name: None,
+    refusals: Mapping[str, str] | None = None,
 ) -> list[CompiledRule]:
-    """Validate and compile rules from YAML text (see ``load_rules``)."""
+    """Validate and compile rules from YAML text (see ``load_rules``). ``permissions``
+    gives a plug-in's declared permissions by action name; ``refusals`` the reasons
+    plug-ins were refused, told when a rule names one."""
     try:
         document = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -71,7 +77,9 @@ def parse_rules(
     try:
         parsed = model.model_validate(_plain(document))
     except ValidationError as exc:
-        problems = [_problem(err, document, name, actions) for err in exc.errors()]
+        problems = [
+            _problem(err, document, name, actions, refusals or {}) for err in exc.errors()
+        ]
         raise ConfigError(sorted(_dedupe(problems), key=lambda p: (p.line, p.column))) from None
     rules: list[Any] = list(getattr(parsed, "rules", []))
     problems = _duplicate_ids(rules, document, name)
@@ -196,7 +204,13 @@ def _key_path(loc: Sequence[int | str]) -> str:
     return text
 
 
-def _problem(err: ErrorDetails, document: Any, name: str, actions: Mapping[str, Action]) -> Problem:
+def _problem(
+    err: ErrorDetails,
+    document: Any,
+    name: str,
+    actions: Mapping[str, Action],
+    refusals: Mapping[str, str],
+) -> Problem:
     loc = _clean_loc(err["loc"])
     kind = err["type"]
     message = err["msg"]
@@ -208,11 +222,14 @@ def _problem(err: ErrorDetails, document: Any, name: str, actions: Mapping[str, 
         )
     elif kind == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag", "")
-        message = (
-            f"unknown action {tag!r}"
-            + suggest(tag, list(actions))
-            + f" (actions: {', '.join(actions)})"
-        )
+        if tag in refusals:
+            message = f"action {tag!r} is a plug-in that was refused: {refusals[tag]}"
+        else:
+            message = (
+                f"unknown action {tag!r}"
+                + suggest(tag, list(actions))
+                + f" (actions: {', '.join(actions)})"
+            )
         loc = (*loc, tag)
         at_key = True
     elif kind == "union_tag_not_found":
