@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from scribe import __version__
-from scribe.actions import Action, is_content
+from scribe.actions import ACTIONS, Action, is_content
 from scribe.actions.manifest import (
     Manifest,
     ManifestError,
@@ -44,11 +44,6 @@ from scribe.config import STATE_DIR
 BUILTIN = "built-in"
 ENTRY_POINT_GROUP = "scribe.actions"
 #: Modules holding a ``BUILTINS`` tuple of actions, tried in this order.
-BUILTIN_MODULES = (
-    "scribe.actions.content",
-    "scribe.actions.knowledge",
-    "scribe.actions.engine_effects",
-)
 LOCAL_DIR = Path(STATE_DIR) / "actions"
 #: The version a local action's manifest gets when it gives none: it is versioned
 #: with the repository, not released on its own.
@@ -182,14 +177,7 @@ class _Loading:
 
 
 def _builtin_actions() -> Iterator[Any]:
-    for module_name in BUILTIN_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # not written yet, or left out of this build
-            raise
-        yield from module.BUILTINS
+    yield from ACTIONS.values()
 
 
 def _builtin(action: Any) -> tuple[Action, Manifest]:
