@@ -275,3 +275,90 @@ def _running(name: str) -> bool:
         if argv and argv[0].endswith(name.encode()):
             return True
     return False
+
+
+def test_a_fork_bomb_from_a_rule_is_bounded_killed_and_journaled(tmp_path: Path) -> None:
+    rules = """
+rules:
+  - id: bomb
+    paths: ["*.md"]
+    do:
+      - run_command: {argv: [sh, "-c", "b() { b | b & }; b; sleep 20"], timeout: 2}
+"""
+    settings = {"commands": ["/usr/bin/sh"], "command_limits": {"processes": 16}}
+    root = make_repo(tmp_path, rules, settings)
+    (root / "a.md").write_text("a\n")
+    started = time.monotonic()
+    done = scribe("run", cwd=root)
+    assert time.monotonic() - started < 30, done.stderr
+    (ran,) = journal(root, COMMAND_RAN)
+    assert ran.payload["timed_out"] is True
+    assert ran.payload["process_bound"] in ("cgroup", "rlimit")
+    assert not _running_with("b | b")
+
+
+def test_endless_output_from_a_rule_is_cut_and_the_command_stopped(tmp_path: Path) -> None:
+    rules = """
+rules:
+  - id: chatty
+    paths: ["*.md"]
+    do: [{run_command: {argv: ["yes", "spam"], timeout: 1}}]
+"""
+    root = make_repo(tmp_path, rules, {"commands": ["/usr/bin/yes"], "command_output_bytes": 4096})
+    (root / "a.md").write_text("a\n")
+    scribe("run", cwd=root)
+    (ran,) = journal(root, COMMAND_RAN)
+    assert ran.payload["timed_out"] is True
+    assert ran.payload["stdout_bytes"] > 4096
+    assert len(ran.payload["stdout_tail"]) <= 2048 + 100
+    assert "more bytes not kept" in ran.payload["stdout_tail"]
+
+
+def test_a_grandchild_that_outlives_its_command_is_killed(tmp_path: Path) -> None:
+    tag = f"scribe-orphan-{tmp_path.name}"
+    rules = f"""
+rules:
+  - id: orphan
+    paths: ["*.md"]
+    do: [{{run_command: {{argv: [sh, "-c", "(exec -a {tag} sleep 60) & echo started"], timeout: 5}}}}]
+"""
+    root = make_repo(tmp_path, rules, {"commands": ["/usr/bin/sh"]})
+    (root / "a.md").write_text("a\n")
+    scribe("run", cwd=root)
+    (ran,) = journal(root, COMMAND_RAN)
+    assert "started" in ran.payload["stdout_tail"]
+    assert not _running_with(tag)
+
+
+def test_a_fake_program_first_on_path_is_refused_not_run(tmp_path: Path) -> None:
+    rules = (
+        'rules:\n  - id: h\n    paths: ["*.md"]\n    do: [{run_command: {argv: [sha256sum, x]}}]\n'
+    )
+    root = make_repo(tmp_path, rules, {"commands": [SHA256SUM]})
+    fake = tmp_path / "evil-bin"
+    fake.mkdir()
+    witness = tmp_path / "ran-the-fake"
+    (fake / "sha256sum").write_text(f"#!/bin/sh\ntouch {witness}\n")
+    (fake / "sha256sum").chmod(0o755)
+    (root / "a.md").write_text("a\n")
+    done = scribe("run", cwd=root, env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert done.returncode == 1
+    assert not witness.exists()
+    assert journal(root, COMMAND_RAN) == []
+    (violation,) = journal(root, SCOPE_VIOLATION)
+    assert "not an allowed executable" in violation.message
+
+
+def _running_with(text: str) -> bool:
+    """Whether any process's command line contains ``text``."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            return True
+    return False
