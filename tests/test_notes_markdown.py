@@ -8,7 +8,13 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scribe.notes.markdown import code_and_protected_spans, code_spans, protected_spans
+from scribe.notes.markdown import (
+    _blocks_by_line,
+    _fences,
+    code_and_protected_spans,
+    code_spans,
+    protected_spans,
+)
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -237,3 +243,14 @@ def test_spans_are_sorted_disjoint_within_the_text_and_code_is_protected(text: s
         assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
     for start, end in code_part:
         assert any(p <= start and end <= q for p, q in protected_part)
+
+
+FENCED = ["```", "~~~", "````", "``` x`y", "~~~ `", "   ```", "text", "- item", "", "\r"]
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from(FENCED), max_size=20).map("\n".join))
+def test_the_fence_regex_finds_what_the_line_scan_finds(text: str) -> None:
+    """Without indented lines, fences are found by a regex; it must agree with the
+    line-by-line scan used otherwise."""
+    assert _fences(text, 0) == _blocks_by_line(text, 0)

@@ -56,7 +56,7 @@ _INLINE = re.compile(
     r"|h(?<![^\W_]h)ttps?://[^\s<>]*"  # bare URL (not inside a word)
 )
 _BLANK_LINE = re.compile(r"\n[ \t]*(?:\r?\n|\Z)")
-_BLOCK_HINT = re.compile(r"```|~~~|(?:^|\n)(?: {4}| {0,3}\t)")
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.MULTILINE)
 _FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)")
 _LIST_ITEM = re.compile(r"(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
 _THEMATIC_BREAK = re.compile(r"([-*_])(?:[ \t]*\1){2,}[ \t]*$")
@@ -126,14 +126,14 @@ def _scan(text: str, start: int) -> tuple[list[Span], list[Span]]:
         for gap_start, gap_end in between:
             for m in REFERENCE_DEFINITION.finditer(text, gap_start, gap_end):
                 markup.append(m.span())
-                labels.add(reference_label(m["label"]))
+                labels.add(_label(m["label"]))
     reached = start
     for gap_start, gap_end in between:
         reached = _inline(text, max(gap_start, reached), gap_end, labels, code, markup)
     return code, markup
 
 
-def reference_label(label: str) -> str:
+def _label(label: str) -> str:
     """A reference label as CommonMark matches it: case and runs of spaces ignored."""
     return " ".join(label.split()).casefold()
 
@@ -178,7 +178,7 @@ def _inline(
             stop = len(text) if close < 0 else close + 3
             markup.append((start, stop))
         elif m["short"] is not None:
-            if reference_label(m["short"]) in labels:
+            if _label(m["short"]) in labels:
                 markup.append((start, stop))
         elif text[start] == "h":
             stop = start + _url_length(m.group())
@@ -210,11 +210,51 @@ def _url_length(url: str) -> int:
 
 
 def _code_blocks(text: str, start: int) -> list[Span]:
-    """Fenced and indented code blocks of the body from ``start``, line by line."""
-    # The body starts after a newline (or at 0): searching from the character
-    # before it also finds an indented first line.
-    if not _BLOCK_HINT.search(text, max(start - 1, 0)):
-        return []
+    """Fenced and indented code blocks of the body from ``start``."""
+    # A line indented by four columns makes every line matter (is it code, or a
+    # list's continuation?). Plain searches tell, fast and on the safe side: a
+    # tab anywhere sends the text to the line scan too.
+    if (
+        text.startswith(("    ", " \t", "  \t", "   \t"), start)
+        or text.find("\n    ", start) >= 0
+        or text.find("\t", start) >= 0
+    ):
+        return _blocks_by_line(text, start)
+    if "```" in text or "~~~" in text:
+        return _fences(text, start)
+    return []
+
+
+def _fences(text: str, start: int) -> list[Span]:
+    """The fenced blocks of a body in which no line is indented four columns:
+    there neither indented code nor list nesting can matter, so a regex finds
+    each fence and its closing line (the same blocks ``_blocks_by_line`` finds,
+    without a Python step per line)."""
+    spans: list[Span] = []
+    pos = start
+    while (opening := _FENCE_LINE.search(text, pos)) is not None:
+        run, info = opening[1], opening[2]
+        if run[0] == "`" and "`" in info:
+            pos = opening.end()
+            continue
+        closing = _fence_closer(run[0], len(run)).search(text, opening.end())
+        if closing is None:
+            spans.append((opening.start(), len(text)))
+            break
+        end = closing.end() + text.startswith("\n", closing.end())
+        spans.append((opening.start(), end))
+        pos = end
+    return spans
+
+
+@functools.lru_cache(maxsize=16)
+def _fence_closer(char: str, length: int) -> re.Pattern[str]:
+    return re.compile(rf"^ {{0,3}}{re.escape(char)}{{{length},}}[ \t]*\r?$", re.MULTILINE)
+
+
+def _blocks_by_line(text: str, start: int) -> list[Span]:
+    """Fenced and indented code blocks, line by line (lists and blank lines decide
+    what an indented line is)."""
     spans: list[Span] = []
     fence: tuple[str, int] | None = None
     block_start = 0
