@@ -21,8 +21,8 @@ the link, everything repository-relative:
   ``.md``; ``./`` and ``../`` make it relative to the source's folder;
 * any other wikilink target is a *title*, matched without regard to case (or
   Unicode normalisation) against the stems of notes (``notes/Old Title.md`` has
-  the title ``Old Title``); if no note has it, against the notes' frontmatter
-  ``aliases``; if none, against the names of other files (``![[diagram.png]]``).
+  the title ``Old Title``); if no note has it, against the names of other files
+  (``![[diagram.png]]``); if none, against the notes' frontmatter ``aliases``.
   Two notes with the same stem make the title *ambiguous*: it resolves to
   neither, and nothing guesses which was meant.
 """
@@ -96,16 +96,15 @@ class Resolution:
         return bool(self.candidates)
 
 
-BROKEN = Resolution()
+_BROKEN = Resolution()
 
 
-@dataclass(frozen=True)
-class _Found:
+class _Found(NamedTuple):
     link: Link
     #: Where the target's text sits (a markdown link's path, without the fragment).
     target_start: int
     target_end: int
-    angle: bool = False  # a markdown destination written ``<...>``
+    angle: bool  # a markdown destination written ``<...>``
 
 
 def find_links(text: str, *, code: Sequence[tuple[int, int]] | None = None) -> list[Link]:
@@ -155,14 +154,14 @@ def resolve_link(
     """Resolve ``link`` found in ``source_path`` by the rule in the module docstring.
 
     ``exists(path)`` says whether a file is there; ``named(title)`` lists the
-    files a title means, from the first of stems, aliases and file names that has
-    any; ``is_dir`` lets a markdown link lead to a folder.
+    files a title means, from the first of note stems, other files' names and
+    aliases that has any; ``is_dir`` lets a markdown link lead to a folder.
     """
     target = link.target
     if link.kind == "markdown" or "/" in target:
         path = link_path(link, source_path)
         if path is None:
-            return BROKEN
+            return _BROKEN
         wiki = link.kind != "markdown"
         tries = (path + ".md", path) if wiki else (path, path + ".md")
         for candidate in tries:
@@ -172,11 +171,11 @@ def resolve_link(
                 return Resolution(candidate)
         if not wiki and is_dir is not None and is_dir(path):
             return Resolution(path)
-        return BROKEN
+        return _BROKEN
     found = list(named(target[:-3] if target.lower().endswith(".md") else target))
     if len(found) == 1:
         return Resolution(found[0])
-    return Resolution(None, tuple(sorted(found))) if found else BROKEN
+    return Resolution(None, tuple(sorted(found))) if found else _BROKEN
 
 
 def rewrite_links(
@@ -192,7 +191,8 @@ def rewrite_links(
     ``text`` lives before the renames (if it is among them, it moves too, and its
     relative links follow). A wikilink gets the new title (the stem), or the new
     path when it was written as one, keeping its ``#heading``, ``|alias`` and the
-    ``!`` of an embed; a markdown link gets the new path relative to the note,
+    ``!`` of an embed (one written with an alias still leads to the note and is
+    left alone); a markdown link gets the new path relative to the note,
     keeping its ``#fragment``, ``<...>`` form or percent-encoding. Links in code,
     and everything else, stay byte for byte.
 
@@ -253,7 +253,13 @@ def _wiki_target(
     written = link.target
     relative = written.startswith(("./", "../"))
     old = resolve(link)
-    if old is not None and old in renames:
+    by_alias = (
+        old is not None
+        and "/" not in written
+        and title_key(written[:-3] if written.lower().endswith(".md") else written)
+        != title_key(note_title(old))
+    )
+    if old is not None and old in renames and not by_alias:  # an alias survives renames
         path = renames[old]
     elif relative and folders[0] != folders[1]:
         # Only the note moved: the link names the same path from its new folder.
@@ -338,6 +344,7 @@ class _Raw(NamedTuple):
 
 def _find(text: str, code: Sequence[tuple[int, int]] | None = None) -> list[_Found]:
     body = body_start(text)
+    definitions = "]:" in text
     raw: list[_Raw] = []
     for m in _WIKI.finditer(text, 0, body):
         _add_wiki(text, m, raw)
@@ -350,7 +357,7 @@ def _find(text: str, code: Sequence[tuple[int, int]] | None = None) -> list[_Fou
                 if at and text[at - 1] == "!" and not (at > 1 and text[at - 2] == "\\"):
                     at -= 1
                 _add_markdown(m, at, m["text"], raw)
-        if "]:" in text:
+        if definitions:
             for m in REFERENCE_DEFINITION.finditer(text, start, end):
                 _add_markdown(m, m.start(), None, raw)
     raw.sort(key=lambda r: r.start)
