@@ -75,6 +75,11 @@ def test_nothing_protected_is_touched(linker: Linker) -> None:
     assert linker.link(text) == text.replace("finally Python", "finally [[Python]]")
 
 
+def test_a_note_whose_frontmatter_is_never_closed_is_left_alone(linker: Linker) -> None:
+    text = "---\ntitle: Python\nPython and Machine\n"
+    assert linker.link(text) == text
+
+
 def test_a_reference_definition_protects_its_label_where_it_is_used() -> None:
     text = "See [Python] here.\n\n[Python]: https://python.org\n"
     assert Linker(["Python"]).link(text) == text
