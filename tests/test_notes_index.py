@@ -13,7 +13,7 @@ import pytest
 
 from scribe.confinement import Confinement
 from scribe.notes.index import NoteIndex
-from scribe.notes.links import Resolution, find_links
+from scribe.notes.links import Link, Resolution, find_links, rewrite_links
 
 
 def write(root: Path, rel: str, text: str = "") -> Path:
@@ -81,7 +81,10 @@ def test_scribe_and_git_folders_temp_files_and_denied_paths_are_left_out(tmp_pat
     assert not index.exists("id_rsa")
     assert index.text("secret/s.md") is None
     assert index.text(".git/x.md") is None
-    assert index.problem(".env") is not None
+    assert index.problem(".env") == ".env is on the denylist"
+    assert index.problem("secret/s.md") == "secret/s.md is on the denylist"
+    assert index.problem(".git/x.md") == ".git/x.md is inside .git/, a folder Scribe leaves alone"
+    assert index.problem("../x.md") == "../x.md is not a path inside the repository"
 
 
 def test_other_globs_choose_the_notes(tmp_path: Path) -> None:
@@ -146,6 +149,30 @@ def test_links_to_denied_files_are_broken(repo: Path) -> None:
     index = NoteIndex(repo, deny=lambda rel: Confinement().refusal(rel) is not None)
     assert resolve(index, "[e](.env)").broken
     assert resolve(index, "[g](.git/)").broken
+
+
+def test_a_rename_rewrites_the_links_the_index_resolves_to_the_note(repo: Path) -> None:
+    write(
+        repo,
+        "a/refs.md",
+        "[[Machine Learning#Intro|ML]] [[ml]] [[Dup]] [m](../notes/Machine%20Learning.md)\n",
+    )
+    index = NoteIndex(repo)
+    renames = {"notes/Machine Learning.md": "notes/machine-learning.md"}
+
+    def resolver(source: str) -> Callable[[Link], str | None]:
+        return lambda link: index.resolve(link, source).path
+
+    rewritten = {
+        path: rewrite_links(text, renames, source_path=path, resolve=resolver(path))
+        for path in index.paths()
+        if (text := index.text(path)) is not None
+    }
+    assert rewritten["a/refs.md"] == (
+        "[[machine-learning#Intro|ML]] [[ml]] [[Dup]] [m](../notes/machine-learning.md)\n"
+    )
+    assert rewritten["index.md"] == "# Index\n[[machine-learning]] [[ml]] [[Dup]] [[Nowhere]]\n"
+    assert rewritten["b/dup.md"] == "two\n"
 
 
 # -- reading -------------------------------------------------------------------------

@@ -53,8 +53,9 @@ class NoteIndex:
     files beside them, which links may lead to as well.
 
     ``deny`` is called with repository-relative POSIX paths (a folder's with a
-    trailing ``/``); what it refuses is neither listed nor read. Safe to use from
-    several threads.
+    trailing ``/``); what it refuses is neither listed nor read, and neither are
+    the folders the watcher leaves alone (``.git``, ``.scribe``, ``node_modules``...)
+    or Scribe's temp files. Safe to use from several threads.
     """
 
     def __init__(
@@ -138,12 +139,12 @@ class NoteIndex:
     def _named(self, title: str) -> list[str]:
         key = title_key(title)
         with self._lock:
-            stems = self._stems.get(key)
-            if stems:
-                return sorted(stems)
-        self._read_aliases()
+            found = self._stems.get(key) or self._names.get(key)
+            if found:
+                return sorted(found)
+        self._read_aliases()  # only now: it reads every note not read yet
         with self._lock:
-            return sorted(self._aliases.get(key) or self._names.get(key) or ())
+            return sorted(self._aliases.get(key, ()))
 
     def _is_dir(self, path: str) -> bool:
         rel = self._relative(path)
@@ -190,7 +191,7 @@ class NoteIndex:
         (missing, denied, binary, too large, invalid frontmatter); None if fine."""
         rel = self._readable(path)
         if rel is None:
-            return f"{path} is outside the repository, in a folder Scribe skips, or denied"
+            return self._refusal(path)
         with self._lock:
             entry = self._entries.get(rel)
         return entry.problem if entry is not None else None
@@ -410,21 +411,30 @@ class NoteIndex:
 
     def _relative(self, path: str, *, check_deny: bool = True) -> str | None:
         """``path`` normalised; None if it leaves the root, lies in a folder the
-        index skips, or (with ``check_deny``) is denied."""
-        rel = posixpath.normpath(path.replace(os.sep, "/")) if path else "."
+        index skips, or (with ``check_deny``) is denied: ``_refusal`` says which."""
+        return None if self._refusal(path, check_deny=check_deny) else _normal(path)
+
+    def _refusal(self, path: str, *, check_deny: bool = True) -> str:
+        """Why the index will not list or read ``path`` ("" when it will)."""
+        rel = _normal(path)
         if rel in (".", "..") or rel.startswith(("/", "../")):
-            return None
+            return f"{path} is not a path inside the repository"
         parts = rel.split("/")
-        if any(part in IGNORED_DIRS for part in parts):
-            return None
+        skipped = next((part for part in parts if part in IGNORED_DIRS), None)
+        if skipped is not None:
+            return f"{rel} is inside {skipped}/, a folder Scribe leaves alone"
         if check_deny:
             folders = ("/".join(parts[: i + 1]) + "/" for i in range(len(parts) - 1))
             if self._denied(rel) or any(self._denied(folder) for folder in folders):
-                return None
-        return rel
+                return f"{rel} is on the denylist"
+        return ""
 
     def _denied(self, rel: str) -> bool:
         return self._deny is not None and self._deny(rel)
+
+
+def _normal(path: str) -> str:
+    return posixpath.normpath(path.replace(os.sep, "/")) if path else "."
 
 
 def _entry_of(file: TextFile, *, parsed: bool) -> _Entry:
