@@ -141,7 +141,7 @@ class NoteIndex:
         with self._lock:
             found = self._stems.get(key) or self._names.get(key)
             if found:
-                return sorted(found)
+                return sorted(found) if len(found) > 1 else [*found]
         self._read_aliases()  # only now: it reads every note not read yet
         with self._lock:
             return sorted(self._aliases.get(key, ()))
@@ -234,7 +234,16 @@ class NoteIndex:
         if file is None:
             self._store(rel, generation, _Entry((0, 0), None, (), None, problem))
             return None
-        self._store(rel, generation, _entry_of(file, parsed=with_frontmatter))
+        with self._lock:
+            known = self._entries.get(rel)
+        stamp = (file.mtime_ns, len(file.raw))
+        if (
+            known is None
+            or (known.stamp, known.sha256) != (stamp, file.sha256)
+            or (with_frontmatter and known.frontmatter is None)
+        ):
+            known = _entry_of(file, parsed=with_frontmatter)
+        self._store(rel, generation, known)  # the same bytes are not parsed again
         return file
 
     def _store(self, rel: str, generation: int, entry: _Entry) -> None:

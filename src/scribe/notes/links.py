@@ -63,7 +63,7 @@ _ENCODED_NON_ASCII = re.compile(r"%[89A-Fa-f][0-9A-Fa-f]")
 _MUST_ENCODE = str.maketrans({c: f"%{ord(c):02X}" for c in "% \t()<>#\\"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     """One link as written: ``start``/``end`` span the whole construct (the ``!`` of
     an embed included), ``line`` is 1-based. A markdown link's ``target`` is its
@@ -78,7 +78,7 @@ class Link:
     line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """Where a link leads: ``path`` when it leads to exactly one file; when an
     ambiguous title could mean several notes, ``candidates`` lists them; a broken
@@ -330,48 +330,45 @@ def _relative(path: str, folder: str) -> str:
 # -- finding -------------------------------------------------------------------------
 
 
-class _Raw(NamedTuple):
-    start: int
-    end: int
-    target_start: int
-    target_end: int
-    kind: LinkKind
-    target: str
-    heading: str | None
-    alias: str | None
-    angle: bool
+class _Lines:
+    """1-based line numbers of positions asked for mostly in increasing order."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.at, self.line = text, 0, 1
+
+    def of(self, position: int) -> int:
+        if position < self.at:  # a reference definition found after the links
+            return self.text.count("\n", 0, position) + 1
+        self.line += self.text.count("\n", self.at, position)
+        self.at = position
+        return self.line
 
 
 def _find(text: str, code: Sequence[tuple[int, int]] | None = None) -> list[_Found]:
     body = body_start(text)
     definitions = "]:" in text
-    raw: list[_Raw] = []
+    found: list[_Found] = []
+    lines = _Lines(text)
     for m in _WIKI.finditer(text, 0, body):
-        _add_wiki(text, m, raw)
+        _add_wiki(text, m, lines, found)
     for start, end in gaps(code_spans(text) if code is None else code, body, len(text)):
         for m in _LINK.finditer(text, start, end):
             if m["wiki"] is not None:
-                _add_wiki(text, m, raw)
+                _add_wiki(text, m, lines, found)
             elif m["text"] is not None:
                 at = m.start()
                 if at and text[at - 1] == "!" and not (at > 1 and text[at - 2] == "\\"):
                     at -= 1
-                _add_markdown(m, at, m["text"], raw)
+                _add_markdown(m, at, m["text"], lines, found)
         if definitions:
             for m in REFERENCE_DEFINITION.finditer(text, start, end):
-                _add_markdown(m, m.start(), None, raw)
-    raw.sort(key=lambda r: r.start)
-    found: list[_Found] = []
-    line, counted = 1, 0
-    for r in raw:
-        line += text.count("\n", counted, r.start)
-        counted = r.start
-        link = Link(r.kind, r.target, r.heading, r.alias, r.start, r.end, line)
-        found.append(_Found(link, r.target_start, r.target_end, r.angle))
+                _add_markdown(m, m.start(), None, lines, found)
+    if definitions:
+        found.sort(key=lambda f: f.link.start)
     return found
 
 
-def _add_wiki(text: str, m: re.Match[str], raw: list[_Raw]) -> None:
+def _add_wiki(text: str, m: re.Match[str], lines: _Lines, found: list[_Found]) -> None:
     inner, inner_start = m["wiki"], m.start("wiki")
     bar = inner.find("|")
     part = inner if bar < 0 else inner[:bar]
@@ -387,13 +384,15 @@ def _add_wiki(text: str, m: re.Match[str], raw: list[_Raw]) -> None:
     t_start = inner_start + len(name) - len(name.lstrip())
     start = m.start()
     embed = start > 0 and text[start - 1] == "!" and not (start > 1 and text[start - 2] == "\\")
-    kind: LinkKind = "embed" if embed else "wiki"
     start -= embed
-    raw.append(_Raw(start, m.end(), t_start, t_start + len(target), kind, target, heading, alias,
-                    False))  # fmt: skip
+    link = Link("embed" if embed else "wiki", target, heading, alias, start, m.end(),
+                lines.of(start))  # fmt: skip
+    found.append(_Found(link, t_start, t_start + len(target), False))
 
 
-def _add_markdown(m: re.Match[str], start: int, alias: str | None, raw: list[_Raw]) -> None:
+def _add_markdown(
+    m: re.Match[str], start: int, alias: str | None, lines: _Lines, found: list[_Found]
+) -> None:
     angle = m["angle"] is not None
     group = "angle" if angle else "raw"
     written = m[group]
@@ -405,9 +404,11 @@ def _add_markdown(m: re.Match[str], start: int, alias: str | None, raw: list[_Ra
         return
     heading = None if hash_at < 0 else _decode(written[hash_at + 1 :])
     t_start = m.start(group)
-    raw.append(_Raw(start, m.end(), t_start, t_start + len(path), "markdown", _decode(path),
-                    heading, alias, angle))  # fmt: skip
+    link = Link("markdown", _decode(path), heading, alias, start, m.end(), lines.of(start))
+    found.append(_Found(link, t_start, t_start + len(path), angle))
 
 
 def _decode(written: str) -> str:
+    if "%" not in written and "\\" not in written:
+        return written
     return urllib.parse.unquote(_ESCAPED.sub(r"\1", written))
