@@ -136,6 +136,12 @@ def test_short_unlinkable_and_duplicated_titles_are_left_out() -> None:
     assert Linker(["AI"]).link("AI") == "AI"  # min_length 3
 
 
+def test_titles_nested_in_each_other_hundreds_deep_still_compile() -> None:
+    titles = ["x" * n for n in range(3, 600)]
+    assert len(Linker(titles)) == 198  # 3..200 characters
+    assert Linker(titles).link("xxxx yyy") == "[[xxxx]] yyy"
+
+
 def test_no_titles_links_nothing() -> None:
     assert Linker([]).link("anything at all") == "anything at all"
 

@@ -28,6 +28,10 @@ _AFTER = r"(?![^\W_]|[.\-/_@](?:[^\W_]|\[))"
 #: Characters a wikilink target cannot hold.
 _UNLINKABLE = re.compile(r"[\[\]|#^\n\r]")
 _WORD = re.compile(r"[^\W_]")
+#: Longer titles are left out: no file name is longer, and the pattern nests a
+#: group wherever one title ends inside another, which Python's ``re`` cannot
+#: compile beyond a few hundred levels.
+_LONGEST = 200
 _ESCAPED_BAR = "\\|"  # a bare | would end the table cell
 _ROW_START = re.compile(r"[ \t]*\|")
 
@@ -35,11 +39,11 @@ _ROW_START = re.compile(r"[ \t]*\|")
 class Linker:
     """Links mentions of ``titles`` in note text; build once per set of titles.
 
-    Titles shorter than ``min_length`` characters, titles a wikilink cannot hold
-    (``[ ] | # ^``) and titles with no letter or digit are left out. A title that
-    occurs more than once in ``titles`` (compared without case, as links resolve)
-    is ambiguous, as two notes with one stem are, and is never linked: pass one
-    title per note, as ``NoteIndex.titles()`` gives them.
+    Titles shorter than ``min_length`` characters or longer than 200, titles a
+    wikilink cannot hold (``[ ] | # ^``) and titles with no letter or digit are
+    left out. A title that occurs more than once in ``titles`` (compared without
+    case, as links resolve) is ambiguous, as two notes with one stem are, and is
+    never linked: pass one title per note, as ``NoteIndex.titles()`` gives them.
     """
 
     def __init__(
@@ -49,7 +53,11 @@ class Linker:
         by_key: dict[str, list[str]] = {}
         for title in titles:
             title = title.strip()
-            if len(title) >= min_length and _WORD.search(title) and not _UNLINKABLE.search(title):
+            if (
+                min_length <= len(title) <= _LONGEST
+                and _WORD.search(title)
+                and not _UNLINKABLE.search(title)
+            ):
                 by_key.setdefault(title_key(title), []).append(title)
         #: What the pattern matches (the title, lower-cased unless case-sensitive)
         #: -> the title and its key.
