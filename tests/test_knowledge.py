@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -193,6 +194,10 @@ def test_an_unchanged_set_of_notes_gives_the_same_text_and_no_write(
     scan_all(engine(tasks, writer, BACKLOG), *TASKS)  # a fresh engine and index too
     assert stamp(tasks / "backlog.md") == before
     assert writes_of(writer, "backlog.md") == writes == 1
+    dry = Engine(tasks, rules(BACKLOG), dry_run=True, notes=NoteIndex(tasks))
+    planned = dry.handle(Engine.scan_event("tasks/alpha.md")).plan
+    assert planned is not None
+    assert planned.effects == ()  # so scribe plan announces no write
 
 
 def test_a_changed_status_moves_the_note_and_a_deleted_or_moved_one_follows(
@@ -866,3 +871,42 @@ def test_scribe_watch_keeps_the_backlog_current_without_looping(tmp_path: Path) 
         assert holds_for(lambda: index_writes() == 4, 1.5), proc.log()  # its own write: no loop
     finally:
         proc.close()
+
+
+# -- the example ---------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "backlog"
+
+
+def test_the_backlog_example_does_what_its_rules_file_says(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    root = tmp_path / "backlog"
+    shutil.copytree(EXAMPLE, root)
+    files = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and ".scribe" not in p.parts
+    )
+    eng = Engine(
+        root,
+        parse_rules((root / ".scribe/rules.yaml").read_text(), "rules.yaml", actions=ACTIONS),
+        state=State(None),
+        journal=writer,
+        notes=NoteIndex(root),
+    )
+    outcomes = scan_all(eng, *files)
+    assert failures(outcomes) == []
+    assert (root / "backlog.md").read_text() == (
+        "# Backlog\n\n## todo\n\n- [[insulate-walls]]\n\n## doing\n\n- [[order-heater]] (sam)\n\n"
+        "## done\n\n- [[pick-theme]]\n- [[write-copy]] (kim)\n\n## someday\n\n- [[water-plants]]\n"
+    )
+    website = (EXAMPLE / "projects/website.md").read_text()
+    assert (root / "projects/website.md").read_text() == website.replace("doing", "done")
+    greenhouse = root / "projects/greenhouse.md"
+    assert greenhouse.read_text() == (EXAMPLE / "projects/greenhouse.md").read_text()
+    assert (root / "incidents/INC-101.md").read_text().startswith("---\nstatus: open\nopened: ")
+    assert [(f.path, f.line, f.fail) for f in findings(outcomes)] == [
+        ("tasks/water-plants.md", 2, False),
+        ("tasks/water-plants.md", 3, False),
+    ]

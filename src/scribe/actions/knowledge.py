@@ -254,8 +254,11 @@ def generate_index(ctx: FileContext, p: IndexParams) -> Sequence[Effect]:
         blocks.append(_items(ctx, p, ordered))
     else:
         blocks += [f"## {label}\n\n{_items(ctx, p, group)}" for label, group in _groups(ordered, p)]
-    text = "\n\n".join(block for block in blocks if block)
-    return [WriteFile(output, text + "\n" if text else "")]
+    body = "\n\n".join(block for block in blocks if block)
+    text = body + "\n" if body else ""
+    if text == notes.text(output):
+        return []  # current already: ``scribe plan`` has nothing to announce
+    return [WriteFile(output, text)]
 
 
 def _one_line(text: str) -> str:
@@ -628,7 +631,7 @@ def _validator(source: str, yaml_syntax: bool, where: str) -> Any:
     try:
         cls.check_schema(schema)
     except SchemaError as exc:
-        at = _field_path(list(exc.absolute_path)).replace("frontmatter", "the top level")
+        at = _field_path(list(exc.absolute_path), whole="the top level")
         message = f"schema {where} is not a valid JSON Schema: {exc.message} (at {at})"
         raise ValueError(message) from None
     # An empty registry: a $ref to another document fails instead of being fetched.
@@ -653,8 +656,8 @@ def _json_ready(value: Any) -> Any:
 _PLAIN_KEY = re.compile(r"[\w-]+")
 
 
-def _field_path(keys: Sequence[str | int]) -> str:
-    """``tags[2]``, ``owner.email``; ``frontmatter`` for the block itself."""
+def _field_path(keys: Sequence[str | int], whole: str = "frontmatter") -> str:
+    """``tags[2]``, ``owner.email``; ``whole`` for the document itself."""
     out = ""
     for key in keys:
         if isinstance(key, int):
@@ -663,7 +666,7 @@ def _field_path(keys: Sequence[str | int]) -> str:
             out += f".{key}" if out else key
         else:
             out += f"[{json.dumps(key)}]"
-    return out or "frontmatter"
+    return out or whole
 
 
 BUILTINS = (
