@@ -17,6 +17,20 @@
   links, broken and ambiguous ones must be the ones the generator planted
   (``agree``). The floor is listing the tree with ``os.scandir`` and reading
   every note's bytes.
+* ``check_links``: ``scribe run`` (the console script, a fresh process, no journal
+  or state yet) with one ``check_links`` rule over the same kind of knowledge
+  base; its findings must be the broken and ambiguous links planted. Beside it:
+  the yardstick, a Python loop that opens each note and checks every link it finds
+  with one regex against ``os.path.exists`` or the set of stems (code included,
+  aliases unknown, so its count is not the planted one); the floor, a fresh
+  ``cat`` of every note; and ``scribe run`` with a step that changes nothing (the
+  engine's own share) and with ``workers: 1``.
+* ``wikilink_step``: the ``wikilink`` step on the 1 MB note of ``wikilink`` among
+  5,000 other notes named by its titles: in this process with its Linker kept
+  (the floor is ``Linker.link`` alone; the yardstick builds a Linker per call, as
+  a step keeping none would), its first call in a process, and ``scribe plan`` of
+  that note, the whole command, beside the same command with a step that changes
+  nothing.
 
 Every timing is the median of several runs, taken in turn. Run
 ``.venv/bin/python bench/toolkit.py [--quick] [--out PATH] [--section NAME] [--keep]``.
@@ -31,11 +45,14 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +60,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import interrupt, ratio, write_report
+from scribe.actions import ACTIONS, FileContext, linking
 from scribe.notes import Linker, NoteIndex, find_links, protected_spans
 from scribe.notes import linker as linker_module
 
@@ -440,9 +458,202 @@ def links_section(cfg: Config, scratch: Path, console: Console) -> Section:
     return Section("links", lines, details)
 
 
+# -- check_links and wikilink_step: the actions through the real command -------------------
+
+SCRIBE = str(Path(sys.executable).with_name("scribe"))
+CHECK_RULES = 'rules:\n  - id: links\n    paths: ["**/*.md"]\n    do:\n      - check_links: {}\n'
+#: Every generated note has frontmatter, so this step visits each and changes nothing.
+IDLE_RULES = (
+    'rules:\n  - id: idle\n    paths: ["**/*.md"]\n    do:\n      - ensure_frontmatter: {}\n'
+)
+_WIKI_OR_MARKDOWN = re.compile(r"\[\[([^\]|#\n]+)|\]\(<?([^)#>\s]+)")
+
+
+def link_actions_env(scratch: Path) -> dict[str, str]:
+    """What a ``scribe`` process needs to know the link actions: nothing once they are
+    built in; until then an entry-point plug-in that hands them over."""
+    names = [action.name for action in linking.BUILTINS]
+    if all(name in ACTIONS for name in names):
+        return {}
+    site = scratch / "site"
+    info = site / "scribe_linking_bench-1.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: scribe-linking-bench\nVersion: 1.0\n"
+    )
+    entries = "".join(f"{name} = scribe_linking_bench:{name}\n" for name in names)
+    (info / "entry_points.txt").write_text(f"[scribe.actions]\n{entries}")
+    (site / "scribe_linking_bench.py").write_text(
+        "from scribe.actions.linking import BUILTINS\n"
+        'manifest = {"permissions": {"write": ["**"]}}\n'
+        + "".join(f"{name} = BUILTINS[{n}]\n" for n, name in enumerate(names))
+    )
+    return {"PYTHONPATH": str(site)}
+
+
+def scribe_command(
+    root: Path, args: Sequence[str], env: dict[str, str], rules: str, settings: str = ""
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Time ``scribe ARGS`` as a fresh process in ``root``, from a repository with no
+    journal or state yet (each run does the same work)."""
+    shutil.rmtree(root / ".scribe", ignore_errors=True)
+    (root / ".scribe").mkdir()
+    (root / ".scribe" / "rules.yaml").write_text(rules)
+    (root / "scribe.yaml").unlink(missing_ok=True)
+    if settings:
+        (root / "scribe.yaml").write_text(settings)
+    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env}
+    started = time.perf_counter()
+    done = subprocess.run([SCRIBE, *args], cwd=root, capture_output=True, text=True, env=full,
+                          check=False)  # fmt: skip
+    return time.perf_counter() - started, done
+
+
+def told(stderr: str, code: str) -> int:
+    """How many findings of ``code`` the command printed (one line starts each)."""
+    return sum(line.startswith(f"{code} ") for line in stderr.splitlines())
+
+
+def naive_check(root: Path) -> int:
+    """The yardstick: open every note, take its links with one regex (code and all),
+    and check each against ``os.path.exists`` or the set of stems; the broken ones."""
+    notes = [
+        os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n.endswith(".md")
+    ]
+    stems = {os.path.basename(n)[:-3].casefold() for n in notes}
+    broken = 0
+    for note in notes:
+        with open(note, encoding="utf-8") as handle:
+            text = handle.read()
+        for wiki, markdown in _WIKI_OR_MARKDOWN.findall(text):
+            if markdown:
+                target = os.path.join(os.path.dirname(note), urllib.parse.unquote(markdown))
+                broken += not os.path.exists(target)
+            elif "/" in wiki:
+                broken += not os.path.exists(os.path.join(root, wiki.strip() + ".md"))
+            else:
+                broken += wiki.strip().casefold() not in stems
+    return broken
+
+
+def cat_floor(root: Path) -> float:
+    """Seconds for a fresh ``cat`` of every note: reading them, and nothing else."""
+    started = time.perf_counter()
+    find = subprocess.Popen(["find", str(root), "-name", "*.md", "-print0"], stdout=subprocess.PIPE)
+    subprocess.run(["xargs", "-0", "cat"], stdin=find.stdout, stdout=subprocess.DEVNULL, check=True)
+    find.wait()
+    return time.perf_counter() - started
+
+
+def check_links_section(cfg: Config, scratch: Path, console: Console) -> Section:
+    root = scratch / "kb-check"
+    kb = make_knowledge_base(root, cfg.notes, cfg.seed)
+    env = link_actions_env(scratch)
+    console.print(f"check_links: {kb.notes:,} notes, scribe run x{cfg.check_runs} of each")
+    samples: dict[str, list[float]] = {k: [] for k in ("run", "one", "idle", NAIVE, FLOOR, "read")}
+    told_broken = told_ambiguous = exit_codes = 0
+    naive_broken = 0
+    for _ in range(cfg.check_runs):  # in turn, so that all see the same machine
+        took, done = scribe_command(root, ["run"], env, CHECK_RULES)
+        samples["run"].append(took)
+        told_broken = told(done.stderr, "broken_link")
+        told_ambiguous = told(done.stderr, "ambiguous_link")
+        exit_codes |= done.returncode
+        samples["one"].append(scribe_command(root, ["run"], env, CHECK_RULES, "workers: 1\n")[0])
+        samples["idle"].append(scribe_command(root, ["run"], env, IDLE_RULES)[0])
+        started = time.perf_counter()
+        naive_broken = naive_check(root)
+        samples[NAIVE].append(time.perf_counter() - started)
+        samples[FLOOR].append(cat_floor(root))
+        samples["read"].append(median_time(lambda: read_floor(root), 1)[0])
+    shutil.rmtree(root / ".scribe", ignore_errors=True)
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    agree = (told_broken, told_ambiguous, exit_codes) == (kb.broken, kb.ambiguous, 0)
+    lines = [
+        Line(f"scribe run, one check_links rule, {kb.notes:,} notes (fresh process)", "s",
+             med["run"], {NAIVE: med[NAIVE], FLOOR: med[FLOOR]}, f"<= {CHECK_TARGET_S:.0f} s",
+             med["run"] <= CHECK_TARGET_S),
+        Line("  the same with the setting workers: 1", "s", med["one"], {FLOOR: med[FLOOR]}),
+        Line("  scribe run with a step that changes nothing (the engine's share)", "s",
+             med["idle"], {FLOOR: med[FLOOR]}),
+        Line("  reading every note in one Python process", "s", med["read"]),
+        Line("  broken links told", "count", float(told_broken),
+             {NAIVE: float(naive_broken), "planted": float(kb.broken)}),
+        Line("  ambiguous links told", "count", float(told_ambiguous),
+             {"planted": float(kb.ambiguous)}),
+        Line("  findings disagree with the generator, or the run failed", "count",
+             float(not agree), target="0", passed=agree),
+    ]  # fmt: skip
+    details = {"planted": {k: v for k, v in asdict(kb).items() if k != "root"},
+               "told": {"broken": told_broken, "ambiguous": told_ambiguous},
+               "naive_broken": naive_broken, "samples_s": samples}  # fmt: skip
+    return Section("check_links", lines, details)
+
+
+def wikilink_step_section(cfg: Config, scratch: Path, console: Console) -> Section:
+    """The ``wikilink`` step on one big note among many: the step itself in this
+    process (kept Linker, first call, a Linker built per call) and ``scribe plan``."""
+    rng = random.Random(cfg.seed)
+    words = vocabulary(rng, 20_000)
+    titles = make_titles(rng, words, cfg.titles)
+    text = make_note(rng, Prose(rng, words, titles), cfg.note_bytes)
+    root = scratch / "wikilink-step"
+    for title in titles:
+        _write(root / "notes" / f"{title}.md", f"# {title}\n")
+    _write(root / "big.md", text)
+    console.print(f"wikilink_step: {len(text):,} characters, {len(titles):,} other notes")
+    params = linking.WikilinkParams()
+    index = NoteIndex(root)
+
+    def step() -> str:
+        ctx = FileContext("big.md", text, datetime.now(UTC), notes=index)
+        return linking.plan_wikilink(ctx, params)
+
+    def first_call() -> str:
+        nonlocal index
+        linker_module._compiled.cache_clear()
+        linking._LINKERS = linking._Linkers()
+        index = NoteIndex(root)
+        return step()
+
+    cold_s, colds = median_time(first_call, 3)
+    linked = step()
+    kept_s, kept = median_time(step, cfg.runs)
+    linker = Linker(index.titles())
+    floor_s, floors = median_time(lambda: linker.link(text, exclude=["big"]), cfg.runs)
+    per_call_s, _ = median_time(lambda: Linker(index.titles()).link(text), cfg.runs)
+    env = link_actions_env(scratch)
+    rules = 'rules:\n  - id: link\n    paths: ["big.md"]\n    do:\n      - wikilink: {}\n'
+    plans, idles = [], []
+    for _ in range(cfg.check_runs):
+        took, done = scribe_command(root, ["plan", "big.md"], env, rules)
+        plans.append(took if done.returncode == 0 else float("nan"))
+        idles.append(scribe_command(root, ["plan", "big.md"], env, IDLE_RULES)[0])
+    shutil.rmtree(root / ".scribe", ignore_errors=True)
+    plan_s, idle_s = statistics.median(plans), statistics.median(idles)
+    same = linked == linker.link(text, exclude=["big"])
+    lines = [
+        Line(f"wikilink step, {len(text) / 1e6:.1f} MB note, {len(titles):,} notes (Linker kept)",
+             "ms", kept_s * 1e3, {NAIVE: per_call_s * 1e3, FLOOR: floor_s * 1e3},
+             f"<= {WIKILINK_TARGET_MS:.0f} ms", kept_s * 1e3 <= WIKILINK_TARGET_MS),
+        Line("  first call in a process (lists the notes, builds the Linker)", "ms",
+             cold_s * 1e3, {FLOOR: floor_s * 1e3}),
+        Line("  scribe plan big.md, the whole command (fresh process)", "s", plan_s,
+             {FLOOR: idle_s}),
+        Line("  step output differs from Linker.link (must be 0)", "count", float(not same),
+             target="0", passed=same),
+    ]  # fmt: skip
+    details = {"characters": len(text), "notes": len(titles),
+               "samples_s": {"kept": kept, "first": colds, "floor": floors, "plan": plans,
+                             "plan_idle": idles}}  # fmt: skip
+    return Section("wikilink_step", lines, details)
+
+
 SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {
     "wikilink": wikilink_section,
     "links": links_section,
+    "check_links": check_links_section,
+    "wikilink_step": wikilink_step_section,
 }
 
 
