@@ -5,6 +5,7 @@ watch`` processes."""
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -258,10 +259,15 @@ rules:
           where: {status: open, owner: {exists: true}}
           sort_by: priority
           reverse: true
-          item: "1. {{ title }} ({{ field('owner') }}, {{ path }})"
+          item: "1. {{ title }} ({{ field('owner') }}, {{ path }} in {{ parent }})"
 """
     scan_all(engine(tmp_path, writer, text), "p/a.md")
-    assert (tmp_path / "views/open.md").read_text() == ("1. e (lee, p/e.md)\n1. a (sam, p/a.md)\n")
+    expected = "1. e (lee, p/e.md in p)\n1. a (sam, p/a.md in p)\n"
+    assert (tmp_path / "views/open.md").read_text() == expected
+    outcomes = scan_all(engine(tmp_path, writer, text.replace("field('owner')", "owner")), "p/a.md")
+    assert failures(outcomes) == [
+        "open-list: ValueError: item: 'owner' is undefined (a note's fields are field('name'))"
+    ]
 
 
 def test_a_list_field_puts_the_note_in_each_group_and_the_output_is_never_a_source(
@@ -446,6 +452,19 @@ def test_a_crlf_parent_keeps_its_line_endings_and_a_done_parent_is_left_alone(
     scan_all(eng, "kid.md")
     assert stamp(tmp_path / "Parent.md") == before
     assert writes_of(writer, "Parent.md") == 1
+
+
+def test_a_parent_with_a_bom_keeps_it_and_one_in_utf16_is_left_alone_with_a_finding(
+    tmp_path: Path, writer: JournalWriter
+) -> None:
+    (tmp_path / "Bom.md").write_bytes(codecs.BOM_UTF8 + b"---\nstatus: open\n---\n")
+    (tmp_path / "Wide.md").write_bytes("---\nstatus: open\n---\n".encode("utf-16"))
+    write(tmp_path, "a.md", "---\nparent: '[[Bom]]'\nstatus: done\n---\n")
+    write(tmp_path, "b.md", "---\nparent: '[[Wide]]'\nstatus: done\n---\n")
+    outcomes = scan_all(engine(tmp_path, writer, CASCADE), "a.md", "b.md")
+    assert (tmp_path / "Bom.md").read_bytes() == codecs.BOM_UTF8 + b"---\nstatus: done\n---\n"
+    assert (tmp_path / "Wide.md").read_bytes() == "---\nstatus: open\n---\n".encode("utf-16")
+    assert [(f.code, f.path) for f in findings(outcomes)] == [("parent_unreadable", "Wide.md")]
 
 
 def test_reopen_sets_the_parent_back_when_a_child_is_not_done(

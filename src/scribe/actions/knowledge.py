@@ -43,7 +43,7 @@ from scribe.actions.effects import Effect, Finding, WriteFile
 from scribe.events import EventKind
 from scribe.frontmatter import FrontmatterError, find_block, parse
 from scribe.notes import Link, find_links, note_title, title_key
-from scribe.rules.templates import Template, compile_template, template_context
+from scribe.rules.templates import Template, compile_template
 from scribe.yaml_scalars import Loader
 
 if TYPE_CHECKING:
@@ -251,9 +251,9 @@ def generate_index(ctx: FileContext, p: IndexParams) -> Sequence[Effect]:
     blocks = [f"# {_one_line(_render(ctx, p.title))}"] if p.title is not None else []
     ordered = _sorted(listed, p.sort_by, p.reverse)
     if p.group_by is None:
-        blocks.append(_items(ctx, p, ordered))
+        blocks.append(_items(p, ordered))
     else:
-        blocks += [f"## {label}\n\n{_items(ctx, p, group)}" for label, group in _groups(ordered, p)]
+        blocks += [f"## {label}\n\n{_items(p, group)}" for label, group in _groups(ordered, p)]
     body = "\n\n".join(block for block in blocks if block)
     text = body + "\n" if body else ""
     if text == notes.text(output):
@@ -265,15 +265,32 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _items(ctx: FileContext, p: IndexParams, notes: Sequence[_Note]) -> str:
-    lines = []
-    for note in notes:
-        context = template_context(
-            path=note.path, time=ctx.time, fields=note.fields, captures={}, event={}
-        )
-        context["title"] = note.title
-        lines.append(p.item.render(context).rstrip("\r\n"))
-    return "\n".join(lines)
+def _items(p: IndexParams, notes: Sequence[_Note]) -> str:
+    return "\n".join(_item(p.item, note) for note in notes)
+
+
+def _item(template: Template, note: _Note) -> str:
+    """One note's line. Its context is built here rather than by ``template_context``:
+    an index renders every note on every change, and ``now()``, ``capture()`` and
+    ``event`` mean nothing for an item anyway."""
+    if template.compiled is None:
+        return template.source
+    fields = note.fields
+
+    def field(name: str, default: Any = None) -> Any:
+        return fields.get(name, default)
+
+    context = {
+        "title": note.title,
+        "path": note.path,
+        "stem": note.title,
+        "parent": posixpath.dirname(note.path) or ".",
+        "field": field,
+    }
+    try:
+        return template.compiled.render(context).rstrip("\r\n")
+    except jinja2.UndefinedError as exc:
+        raise ValueError(f"item: {exc.message} (a note's fields are field('name'))") from None
 
 
 def _rank(value: Any) -> tuple[int, Any]:
