@@ -39,13 +39,7 @@ from scribe.rules.match import CompiledRule
 from scribe.state import State
 
 SCRIBE = str(Path(sys.executable).with_name("scribe"))
-#: The built-ins with this module's actions (the same once they are wired into
-#: ``scribe.actions.ACTIONS``, which the registry and the ``scribe`` command use).
-ACTIONS = {**BUILT_IN, **{a.name: a for a in BUILTINS}}
-WIRED = all(a.name in BUILT_IN for a in BUILTINS)
-needs_wiring = pytest.mark.skipif(
-    not WIRED, reason="the knowledge actions are not among scribe.actions.ACTIONS yet"
-)
+ACTIONS = BUILT_IN
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -109,7 +103,6 @@ def test_the_module_exports_its_four_actions() -> None:
     ]
 
 
-@needs_wiring
 def test_the_registry_loads_them_as_trusted_built_in_effect_actions() -> None:
     for action in BUILTINS:
         plugin = builtin_registry().get(action.name)
@@ -800,27 +793,8 @@ def test_a_changed_schema_is_used_at_once_and_yaml_schemas_work(
 # -- the scribe command --------------------------------------------------------------
 
 
-def plugin_path(tmp_path: Path) -> dict[str, str]:
-    """What a ``scribe`` process needs in its environment to know this module's
-    actions: nothing once they are built in; until then a distribution on
-    PYTHONPATH whose ``scribe.actions`` entry points hand them over."""
-    if WIRED:
-        return {}
-    site = tmp_path / "site"
-    meta = site / "knowledge_actions-0.1.dist-info"
-    meta.mkdir(parents=True)
-    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: knowledge-actions\nVersion: 0.1\n")
-    points = "".join(f"{a.name} = knowledge_actions:{a.name}\n" for a in BUILTINS)
-    (meta / "entry_points.txt").write_text(f"[scribe.actions]\n{points}")
-    module = "from scribe.actions.knowledge import BUILTINS\n"
-    module += 'manifest = {"permissions": {"write": ["**"]}}\n'
-    module += "".join(f"{a.name} = BUILTINS[{i}]\n" for i, a in enumerate(BUILTINS))
-    (site / "knowledge_actions.py").write_text(module)
-    return {"PYTHONPATH": str(site)}
-
-
-def scribe(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env}
+def scribe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
         [SCRIBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=full, check=False
     )
@@ -841,25 +815,22 @@ def make_repo(root: Path, rules_text: str, settings: dict[str, Any] | None = Non
 
 
 def test_scribe_run_builds_the_backlog_cascades_and_creates_notes_once(tmp_path: Path) -> None:
-    env = plugin_path(tmp_path)
     text = BACKLOG + CASCADE.replace("rules:\n", "") + INCIDENT_RULES.replace("rules:\n", "")
-    # One worker: threads of one process creating the same new file collide on
-    # create_new's temp name (its pid alone), and the loser's write fails.
-    root = make_repo(tmp_path / "repo", text, {"workers": 1})
+    root = make_repo(tmp_path / "repo", text)
     for rel, body in TASKS.items():
         write(root, rel, body)
     write(root, "projects/Launch.md", PARENT)
     write(root, "projects/step.md", "---\nparent: '[[Launch]]'\nstatus: done\n---\n")
     write(root, "templates/incident.md", "incident {{ capture('id') }}\n")
     write(root, "journal/monday.md", "INC-7 happened\n")
-    done = scribe("run", cwd=root, env=env)
+    done = scribe("run", cwd=root)
     assert done.returncode == 0, done.stderr
     assert (root / "backlog.md").read_text() == BACKLOG_TEXT
     assert "status: done" in (root / "projects/Launch.md").read_text()
     assert (root / "incidents/INC-7.md").read_text() == "incident INC-7\n"
     writes = len(stored(root, FILE_WRITTEN))
     assert writes == 3  # the backlog once, whichever task came first; the parent; the incident
-    again = scribe("run", cwd=root, env=env)
+    again = scribe("run", cwd=root)
     assert again.returncode == 0, again.stderr
     assert len(stored(root, FILE_WRITTEN)) == writes
     assert (root / "incidents/INC-7.md").read_text() == "incident INC-7\n"
@@ -868,14 +839,13 @@ def test_scribe_run_builds_the_backlog_cascades_and_creates_notes_once(tmp_path:
 def test_scribe_check_exits_1_on_invalid_frontmatter_only_when_fail_is_set(
     schema_repo: Path, tmp_path: Path
 ) -> None:
-    env = plugin_path(tmp_path)
     root = make_repo(schema_repo, VALIDATE)
-    done = scribe("check", cwd=root, env=env)
+    done = scribe("check", cwd=root)
     assert done.returncode == 1, done.stderr
     assert "invalid_frontmatter notes/bad.md:2: status: 'waiting' is not one of" in done.stderr
     assert "notes/good.md" not in done.stderr
     make_repo(root, VALIDATE.replace(", fail: true", ""))
-    warned = scribe("check", cwd=root, env=env)
+    warned = scribe("check", cwd=root)
     assert warned.returncode == 0, warned.stderr
     assert "invalid_frontmatter notes/bad.md:6: tags[1]: 7 is not of type 'string'" in warned.stderr
 
@@ -883,8 +853,6 @@ def test_scribe_check_exits_1_on_invalid_frontmatter_only_when_fail_is_set(
 def test_scribe_watch_keeps_the_backlog_current_without_looping(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in plugin_path(tmp_path).items():
-        monkeypatch.setenv(name, value)  # ScribeProcess passes the environment on
     root = make_repo(tmp_path / "repo", BACKLOG, {"listen": "off"})
     (root / "tasks").mkdir()
     backlog = root / "backlog.md"

@@ -343,3 +343,51 @@ def test_readers_and_event_reporters_in_several_threads(tmp_path: Path) -> None:
     assert errors == []
     assert len(index.paths()) == 50
     assert index.by_title("alias 3") == ["n/3.md"]
+
+
+def test_the_revision_moves_only_when_something_read_may_be_stale(repo: Path) -> None:
+    index = NoteIndex(repo)
+    index.paths()
+    index.frontmatter("notes/Machine Learning.md")
+    start = index.revision
+    index.changed("notes/Machine Learning.md")  # an event, the same bytes: a scan
+    index.changed("index.md")  # never read: nothing computed from it
+    assert index.revision == start
+    bump(repo / "notes" / "Machine Learning.md", "---\naliases: [ml]\n---\nnew\n")
+    index.changed("notes/Machine Learning.md")
+    assert index.revision > start
+    after_edit = index.revision
+    write(repo, "notes/New.md", "new\n")
+    index.changed("notes/New.md")
+    assert index.revision > after_edit
+    after_create = index.revision
+    (repo / "notes" / "New.md").unlink()
+    index.removed("notes/New.md")
+    assert index.revision > after_create
+
+
+def test_events_during_reads_never_make_a_note_look_empty(tmp_path: Path) -> None:
+    """An event that arrives while a note is read keeps the result out of the cache;
+    the reader must still get what it read, not nothing (an index built then would
+    put the note in the wrong section)."""
+    for number in range(20):
+        write(tmp_path, f"n{number}.md", f"---\nstatus: todo\nn: {number}\n---\n")
+    stop = threading.Event()
+
+    def events() -> None:
+        while not stop.is_set():
+            for number in range(20):
+                index.changed(f"n{number}.md")
+
+    for _ in range(30):
+        index = NoteIndex(tmp_path)
+        index.paths()
+        racer = threading.Thread(target=events)
+        racer.start()
+        try:
+            seen = [index.frontmatter(f"n{number}.md").get("status") for number in range(20)]
+        finally:
+            stop.set()
+            racer.join()
+            stop.clear()
+        assert seen == ["todo"] * 20

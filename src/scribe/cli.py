@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
@@ -190,15 +191,18 @@ def _report_problems(outcomes: Iterable[Outcome]) -> int:
             failures += found.fail
             where = f"{found.path}:{found.line}" if found.line else found.path
             colour = "red" if found.fail else "yellow"
-            err.print(f"[{colour}]{found.code}[/] {where}: {found.message}")
+            err.print(f"[{colour}]{escape(found.code)}[/] {escape(where)}: {escape(found.message)}")
         if outcome.status is Status.SKIPPED and outcome.reason:
-            err.print(f"[yellow]skipped[/] {outcome.path}: {outcome.reason}")
+            err.print(f"[yellow]skipped[/] {escape(outcome.path)}: {escape(outcome.reason)}")
         elif outcome.status in (Status.CONFLICT, Status.BUSY, Status.FAILED):
             failures += 1
-            err.print(f"[red]not written[/] {outcome.path}: {outcome.reason}")
+            err.print(f"[red]not written[/] {escape(outcome.path)}: {escape(outcome.reason)}")
         for failure in outcome.failures:
             failures += 1
-            err.print(f"[red]rule {failure.rule} failed[/] on {outcome.path}: {failure.reason}")
+            err.print(
+                f"[red]rule {failure.rule} failed[/] on {escape(outcome.path)}: "
+                f"{escape(failure.reason)}"
+            )
     return failures
 
 

@@ -38,6 +38,6 @@ class Confinement:
         return None
 
 
-def _matches(spec: pathspec.PathSpec, rel: str) -> bool:
+def _matches(spec: pathspec.GitIgnoreSpec, rel: str) -> bool:
     # Case-folded too: on a case-insensitive volume .ENV is .env.
     return bool(spec.match_file(rel) or spec.match_file(rel.casefold()))

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import shlex
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ class EffectRunner:
         self.policy = policy
         self._remember = remember
         self.max_depth = max_depth
+        self._locks = [threading.Lock() for _ in range(32)]
 
     def run(self, event: Event, plan: Plan) -> Done:
         done = Done()
@@ -217,6 +219,13 @@ class EffectRunner:
         if refusal is not None:
             self._refuse(event, planned, rel, refusal, done)
             return
+        # Several workers may write one index at once; in turn, the later ones find it
+        # current and write nothing, instead of racing to a conflict.
+        with self._locks[hash(rel) % len(self._locks)]:
+            self._write_locked(event, planned, effect, done)
+
+    def _write_locked(self, event: Event, planned: Planned, effect: WriteFile, done: Done) -> None:
+        rel = effect.path
         try:
             file = read_text(self.root, rel)
         except FileNotFoundError:

@@ -246,6 +246,8 @@ class Engine:
     def _with_effects(self, event: Event, outcome: Outcome) -> Outcome:
         """Run the effects of a plan that is now on disk (or had nothing to write)."""
         plan = outcome.plan
+        if self.notes is not None and outcome.status is Status.WRITTEN:
+            self.notes.changed(outcome.path)  # what was read of it before is stale now
         if plan is None or not plan.effects:
             return outcome
         if self.dry_run:  # nothing runs; what checks found is still worth telling

@@ -422,8 +422,9 @@ def create_new(root: Path, rel: str, data: bytes, *, mode: int = 0o644) -> os.st
     target = root / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     resolve_inside(root, str(PurePosixPath(rel).parent))  # made folders stay inside
-    tmp = target.with_name(f"{TEMP_PREFIX}{target.name[:40]}.{os.getpid()}.new{TEMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    unique = f"{os.getpid()}.{os.urandom(4).hex()}"  # two threads may create one file
+    tmp = target.with_name(f"{TEMP_PREFIX}{target.name[:40]}.{unique}{TEMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
         try:
             view = memoryview(data)

@@ -144,9 +144,10 @@ class Effects:
 
 
 def _builtins() -> dict[str, Action]:
-    from scribe.actions import content, engine_effects
+    from scribe.actions import content, engine_effects, knowledge
 
-    return {a.name: a for module in (content, engine_effects) for a in module.BUILTINS}
+    modules = (content, engine_effects, knowledge)
+    return {a.name: a for module in modules for a in module.BUILTINS}
 
 
 ACTIONS: dict[str, Action] = _builtins()

@@ -21,6 +21,7 @@ import hashlib
 import json
 import posixpath
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -91,9 +92,9 @@ FieldCheck = Callable[[Mapping[str, Any]], "str | None"]
 
 
 def _field_checks(tests: Mapping[str, Any]) -> list[FieldCheck]:
-    from scribe.rules.match import _field_test  # private for now: see the report
+    from scribe.rules.match import field_test  # imported late: the rules import the actions
 
-    return [_field_test(name, test) for name, test in tests.items()]
+    return [field_test(name, test) for name, test in tests.items()]
 
 
 def _equals(field: str, value: Scalar) -> FieldCheck:
@@ -237,17 +238,83 @@ def generate_index(ctx: FileContext, p: IndexParams) -> Sequence[Effect]:
     """
     notes = _notes(ctx, "generate_index")
     output = _repo_path(_render(ctx, p.output), "output")
-    include = _matcher(tuple(_render(ctx, t) for t in p.paths))
-    exclude = _matcher(tuple(_render(ctx, t) for t in p.exclude)) if p.exclude else None
+    include = tuple(_render(ctx, t) for t in p.paths)
+    exclude = tuple(_render(ctx, t) for t in p.exclude)
     tests = _field_checks(p.where)
     gone = ctx.path if _deleted(ctx) else None
-    listed = []
-    for path in notes.paths():
-        if path in (output, gone) or not include(path) or (exclude and exclude(path)):
-            continue
-        fields = _own_fields(ctx) if path == ctx.path else notes.frontmatter(path)
-        if all(test(fields) is None for test in tests):
-            listed.append(_Note(path, note_title(path), fields))
+    own = _own_fields(ctx)
+    title = _render(ctx, p.title) if p.title is not None else None
+    key = (id(notes), id(p), output, include, exclude, title)
+    revision = notes.revision  # read first: a change from now on makes what follows stale
+    text = _kept_index(key, notes, p, revision, ctx.path, gone, own, tests, include, exclude)
+    if text is None:
+        listed = []
+        wanted, unwanted = _matcher(include), _matcher(exclude) if exclude else None
+        for path in notes.paths():
+            if path in (output, gone) or not wanted(path) or (unwanted and unwanted(path)):
+                continue
+            fields = own if path == ctx.path else notes.frontmatter(path)
+            if all(test(fields) is None for test in tests):
+                listed.append(_Note(path, note_title(path), fields))
+        text = _index_text(ctx, p, listed)
+        with _KEPT_LOCK:
+            _KEPT[key] = _Kept(notes, p, revision, text, {n.path: n.fields for n in listed})
+    if text == notes.text(output):
+        return []  # current already: ``scribe plan`` has nothing to announce
+    return [WriteFile(output, text)]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """An index as last generated, and what it was generated from."""
+
+    notes: NoteIndex
+    params: IndexParams
+    revision: int
+    text: str
+    fields: Mapping[str, Mapping[str, Any]]  # the listed notes' fields
+
+
+#: The last text of each index, so that a run over many unchanged notes regenerates
+#: it once, not once per note (which would cost the whole index every time).
+_KEPT: dict[tuple[Any, ...], _Kept] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _kept_index(
+    key: tuple[Any, ...],
+    notes: NoteIndex,
+    p: IndexParams,
+    revision: int,
+    path: str,
+    gone: str | None,
+    own: Mapping[str, Any],
+    tests: Sequence[FieldCheck],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> str | None:
+    """The kept text of this index if it still holds: nothing in the note index
+    changed since, and the handled file is listed (or not) with the same fields as
+    then (its planned fields may differ from those on disk)."""
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+    if kept is None or kept.notes is not notes or kept.params is not p:
+        return None
+    if kept.revision != revision:
+        return None
+    if gone is not None:
+        return kept.text if gone not in kept.fields else None
+    listed = (
+        _matcher(include)(path)
+        and not (exclude and _matcher(exclude)(path))
+        and all(test(own) is None for test in tests)
+    )
+    if listed != (path in kept.fields) or (listed and kept.fields[path] != own):
+        return None
+    return kept.text
+
+
+def _index_text(ctx: FileContext, p: IndexParams, listed: Sequence[_Note]) -> str:
     blocks = [f"# {_one_line(_render(ctx, p.title))}"] if p.title is not None else []
     ordered = _sorted(listed, p.sort_by, p.reverse)
     if p.group_by is None:
@@ -255,10 +322,7 @@ def generate_index(ctx: FileContext, p: IndexParams) -> Sequence[Effect]:
     else:
         blocks += [f"## {label}\n\n{_items(p, group)}" for label, group in _groups(ordered, p)]
     body = "\n\n".join(block for block in blocks if block)
-    text = body + "\n" if body else ""
-    if text == notes.text(output):
-        return []  # current already: ``scribe plan`` has nothing to announce
-    return [WriteFile(output, text)]
+    return body + "\n" if body else ""
 
 
 def _one_line(text: str) -> str:

@@ -81,6 +81,15 @@ class NoteIndex:
         self._entries: dict[str, _Entry] = {}
         self._generation: dict[str, int] = {}  # bumped by every event on a path
         self._sorted: list[str] | None = None
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever anything read from the index may have gone
+        stale: a note or file listed or dropped, or a note read before has changed.
+        What is computed from the index can be kept while it stays the same."""
+        with self._lock:
+            return self._revision
 
     # -- the listing ---------------------------------------------------------------
 
@@ -166,10 +175,10 @@ class NoteIndex:
         if rel is None:
             return None
         entry = self._current(rel)
-        if entry is None or entry.sha256 is None:
-            self._read(rel)
-            entry = self._current(rel)
-        return entry.sha256 if entry is not None else None
+        if entry is not None and entry.sha256 is not None:
+            return entry.sha256
+        file = self._read(rel)  # what was read, even if an event made it too old to keep
+        return file.sha256 if file is not None else None
 
     def frontmatter(self, path: str) -> Mapping[str, Any]:
         """``path``'s frontmatter fields, read-only (cached while its mtime and size
@@ -181,10 +190,15 @@ class NoteIndex:
         entry = self._current(rel)
         if entry is None or entry.frontmatter is None:
             file = self._read(rel, with_frontmatter=True)
-            entry = self._current(rel) if file is not None else None
-        if entry is None or entry.frontmatter is None:
-            return _EMPTY
-        return entry.frontmatter
+            if file is None:
+                return _EMPTY
+            # Not the cache: an event during the read may have kept it from storing
+            # the entry, and what was read is still the file as it was then.
+            current = self._current(rel)
+            if current is None or current.frontmatter is None:
+                current = _entry_of(file, parsed=True)
+            entry = current
+        return entry.frontmatter if entry.frontmatter is not None else _EMPTY
 
     def problem(self, path: str) -> str | None:
         """Why the last ``text`` or ``frontmatter`` of ``path`` came back empty
@@ -247,9 +261,11 @@ class NoteIndex:
         return file
 
     def _store(self, rel: str, generation: int, entry: _Entry) -> None:
-        """Keep ``entry`` unless an event on ``rel`` came after the read began."""
+        """Keep ``entry`` unless an event on ``rel`` came after the read began (then
+        the reader had stale content: the revision says so)."""
         with self._lock:
             if self._generation.get(rel, 0) != generation:
+                self._revision += 1
                 return
             self._entries[rel] = entry
             if rel in self._notes:
@@ -282,6 +298,10 @@ class NoteIndex:
         rel = self._relative(path)
         if rel is None:
             return
+        with self._lock:
+            known = rel in self._notes or rel in self._files or not self._listed
+        if known and self._current(rel) is not None:
+            return  # the same mtime and size as when it was read: nothing to redo
         self._invalidate(rel)
         if not self._listed:
             return
@@ -320,6 +340,8 @@ class NoteIndex:
     def _invalidate(self, rel: str) -> None:
         with self._lock:
             self._generation[rel] = self._generation.get(rel, 0) + 1
+            if rel in self._entries:
+                self._revision += 1
             if rel in self._notes:
                 self._forget_aliases(rel)
                 self._unread.add(rel)
@@ -328,6 +350,7 @@ class NoteIndex:
     def _add(self, rel: str) -> None:
         if self._is_note(rel):
             if rel not in self._notes:
+                self._revision += 1
                 self._notes.add(rel)
                 self._stems.setdefault(title_key(note_title(rel)), set()).add(rel)
                 self._sorted = None
@@ -337,10 +360,13 @@ class NoteIndex:
                 for key in entry.aliases if entry is not None else ():
                     self._aliases.setdefault(key, set()).add(rel)
         elif rel not in self._files:
+            self._revision += 1
             self._files.add(rel)
             self._names.setdefault(title_key(posixpath.basename(rel)), set()).add(rel)
 
     def _discard(self, rel: str) -> None:
+        if rel in self._notes or rel in self._files:
+            self._revision += 1
         if rel in self._notes:
             self._forget_aliases(rel)
             self._notes.discard(rel)

@@ -163,7 +163,7 @@ def _fingerprint(rule: Any) -> str:
 
 def _compile_condition(number: int, condition: Condition) -> Check:
     if condition.frontmatter is not None:
-        tests = [(name, _field_test(name, t)) for name, t in condition.frontmatter.items()]
+        tests = [(name, field_test(name, t)) for name, t in condition.frontmatter.items()]
 
         def frontmatter(ctx: FileContext, _size: int) -> Verdict:
             data = ctx.frontmatter.data
@@ -216,7 +216,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b) or (isinstance(a, str) != isinstance(b, str) and str(a) == str(b))
 
 
-def _field_test(name: str, test: FieldTest) -> Callable[[Mapping[str, Any]], str | None]:
+def field_test(name: str, test: FieldTest) -> Callable[[Mapping[str, Any]], str | None]:
     """A function returning why ``name`` fails the test, or None when it passes."""
     given = test.model_fields_set
     pattern = regex.compile(test.matches) if test.matches is not None else None
