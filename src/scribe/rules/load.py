@@ -47,9 +47,7 @@ def load_rules(
         ) from None
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
         raise ConfigError([Problem(name, 1, 1, "", f"cannot read rules file: {exc}")]) from None
-    return parse_rules(
-        text, name, actions=actions, permissions=permissions, refusals=refusals
-    )
+    return parse_rules(text, name, actions=actions, permissions=permissions, refusals=refusals)
 
 
 def parse_rules(
@@ -77,9 +75,7 @@ def parse_rules(
     try:
         parsed = model.model_validate(_plain(document))
     except ValidationError as exc:
-        problems = [
-            _problem(err, document, name, actions, refusals or {}) for err in exc.errors()
-        ]
+        problems = [_problem(err, document, name, actions, refusals or {}) for err in exc.errors()]
         raise ConfigError(sorted(_dedupe(problems), key=lambda p: (p.line, p.column))) from None
     rules: list[Any] = list(getattr(parsed, "rules", []))
     problems = _duplicate_ids(rules, document, name)
