@@ -33,6 +33,7 @@ from scribe.config import (
     load_settings,
     settings_schema,
 )
+from scribe.actions.effects import WriteFile
 from scribe.effect_runner import describe as describe_effects
 from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ContentChanged, FileBusy, ScribeError
@@ -294,10 +295,15 @@ def plan(paths: PathsArgument = None, root: RootOption = None, rules: RulesOptio
     planned, failures, effects = _dry_run(paths, root, rules, "planning")
     for _, change in planned:
         _print_diff(change.diff())
+    others: set[str] = set()
     for with_effects in effects:
         for line in describe_effects(with_effects.effects):
             out.print(Text(f"{with_effects.path}: {line}", style="magenta"), soft_wrap=True)
-    err.print(f"{len(planned)} file(s) would change")
+        others.update(
+            p.effect.path for p in with_effects.effects if isinstance(p.effect, WriteFile)
+        )
+    beyond = f"; effects would write {len(others)} other file(s)" if others else ""
+    err.print(f"{len(planned)} file(s) would change{beyond}")
     raise typer.Exit(1 if failures else 0)
 
 
