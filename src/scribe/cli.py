@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scribe import __version__, quarantine, records
+from scribe.actions.effects import WriteFile
 from scribe.config import (
     STATE_DIR,
     Loaded,
@@ -33,7 +34,6 @@ from scribe.config import (
     load_settings,
     settings_schema,
 )
-from scribe.actions.effects import WriteFile
 from scribe.effect_runner import describe as describe_effects
 from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ContentChanged, FileBusy, ScribeError
