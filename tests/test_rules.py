@@ -55,18 +55,20 @@ def test_unknown_action_suggests_the_closest_and_lists_all() -> None:
     )
     assert (
         "(actions: set, remove, rename_field, replace, append, prepend, ensure_frontmatter, "
-        "run_command, emit"
-        in message
+        "run_command, emit" in message
     )
 
 
 def test_action_parameters_are_checked_where_they_are_written() -> None:
     found = problems("rules:\n  - id: a\n    do:\n      - set: {fild: x, value: 1}\n")
     assert (
-        "rules.yaml:4:15: rules[0].do[0].set.fild: unknown key 'fild'; did you mean 'field'?"
+        "rules.yaml:4:15: rules[0].do[0].set.fild: unknown key 'fild'; did you mean 'field'? "
+        "(rule 'a', step 1)" in found
+    )
+    assert (
+        "rules.yaml:4:14: rules[0].do[0].set.field: missing required key 'field' (rule 'a', step 1)"
         in found
     )
-    assert "rules.yaml:4:14: rules[0].do[0].set.field: missing required key 'field'" in found
 
 
 def test_condition_operators_and_event_kinds_get_suggestions() -> None:

@@ -7,6 +7,7 @@ whole file, so one run reports every mistake, each with the closest valid name.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -201,6 +202,30 @@ def _key_path(loc: Sequence[int | str]) -> str:
 
 
 def _problem(
+    err: ErrorDetails,
+    document: Any,
+    name: str,
+    actions: Mapping[str, Action],
+    refusals: Mapping[str, str],
+) -> Problem:
+    found = _located(err, document, name, actions, refusals)
+    step = _step_named(err["loc"], document)
+    return dataclasses.replace(found, message=f"{found.message} ({step})") if step else found
+
+
+def _step_named(loc: Sequence[int | str], document: Any) -> str | None:
+    """``rule 'ID', step N`` for a problem inside a step's parameters: the index
+    path alone does not say which rule a long file means."""
+    if len(loc) < 5 or loc[0] != "rules" or loc[2] != "do":
+        return None
+    rule, step = _child(_child(document, "rules"), loc[1]), loc[3]
+    rule_id = _child(rule, "id")
+    if not isinstance(step, int) or not isinstance(rule_id, str):
+        return None
+    return f"rule {rule_id!r}, step {step + 1}"
+
+
+def _located(
     err: ErrorDetails,
     document: Any,
     name: str,
