@@ -8,16 +8,19 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from live_helpers import ScribeProcess, wait_until
-from scribe.actions import ACTIONS, Action
-from scribe.actions.effects import Finding
+from scribe.actions import ACTIONS, Action, FileContext
+from scribe.actions.effects import Effect, Finding
 from scribe.actions.linking import BUILTINS
+from scribe.confinement import Confinement
+from scribe.effect_runner import EffectRunner
 from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ConfigError
 from scribe.events import Event, EventKind
@@ -26,7 +29,7 @@ from scribe.journal.mirrors import Mirrors
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.notes import NoteIndex
-from scribe.plan import plan_file
+from scribe.plan import Plan, Planned, plan_file
 from scribe.rules.load import parse_rules
 from scribe.rules.match import CompiledRule
 from scribe.state import State
@@ -219,8 +222,6 @@ def test_wikilink_rules_with_many_title_sets_from_many_threads_each_link_their_o
 
 
 def test_a_link_action_without_the_repositorys_notes_fails_its_rule_alone() -> None:
-    from datetime import UTC, datetime
-
     for action in ("wikilink: {}", "check_links: {}"):
         text = f"rules:\n  - id: r\n    do:\n      - {action}\n"
         plan = plan_file(
@@ -415,7 +416,10 @@ rules:
 
 #: Notes linking to notes/My Note.md in every way a link can, and in code.
 LINKING = {
-    "notes/My Note.md": "---\naliases: [Mine]\n---\n# My Note\n\n## Heading\n",
+    "notes/My Note.md": (
+        "---\naliases: [Mine]\n---\n# My Note\n\n## Heading\n"
+        "Up: [[#Heading]], [[My Note#Heading]]\n"
+    ),
     "notes/other.md": (
         "[[My Note]], [[my note|the note]], [[My Note#Heading]], ![[My Note]],\n"
         "[[notes/My Note|by path]], [md](My%20Note.md#heading), [md](<My Note.md>),\n"
@@ -434,7 +438,9 @@ def test_rename_mode_renames_and_updates_every_link_but_not_in_code(
     (outcome,) = handle(engine(tmp_path, writer, NAMING), "notes/My Note.md")
     assert (outcome.status, outcome.failures, outcome.findings) == (Status.UNCHANGED, (), ())
     assert not (tmp_path / "notes/My Note.md").exists()
-    assert read(tmp_path, "notes/my-note.md") == LINKING["notes/My Note.md"]
+    assert read(tmp_path, "notes/my-note.md") == LINKING["notes/My Note.md"].replace(
+        "[[My Note#", "[[my-note#"
+    )
     assert read(tmp_path, "notes/other.md") == (
         "[[my-note]], [[my-note|the note]], [[my-note#Heading]], ![[my-note]],\n"
         "[[notes/my-note|by path]], [md](my-note.md#heading), [md](<my-note.md>),\n"
@@ -451,7 +457,7 @@ def test_rename_mode_renames_and_updates_every_link_but_not_in_code(
     (moved,) = journal(writer, FILE_MOVED)
     assert (moved.payload["from"], moved.payload["to"]) == ("notes/My Note.md", "notes/my-note.md")
     written = sorted(str(e.path) for e in journal(writer, FILE_WRITTEN))
-    assert written == ["journal/bom.md", "journal/day.md", "notes/other.md"]
+    assert written == ["journal/bom.md", "journal/day.md", "notes/My Note.md", "notes/other.md"]
 
 
 def test_a_rename_and_its_echoes_reach_a_fixpoint(tmp_path: Path, writer: JournalWriter) -> None:
@@ -516,26 +522,72 @@ def test_a_taken_name_is_reported_and_nothing_renamed(
     assert read(tmp_path, "notes/other.md") == LINKING["notes/other.md"]
 
 
-def test_two_renames_planned_together_never_lose_a_link(
+def test_two_renames_planned_together_both_update_the_note_linking_to_them(
     tmp_path: Path, writer: JournalWriter
 ) -> None:
-    """Both renames would rewrite hub.md from the same content; the second waits
-    for the first's rewrite, so no link is left pointing at an old name."""
+    """Both renames rewrite hub.md, planned from the same content before either runs:
+    neither update is lost."""
     write(tmp_path, {"notes/First One.md": "1\n", "notes/Second One.md": "2\n"})
-    write(tmp_path, {"notes/hub.md": "[[First One]] and [[Second One]]\n"})
-    eng = engine(tmp_path, writer, NAMING)
-    first = handle(eng, "notes/First One.md", "notes/Second One.md")
-    assert [f.code for o in first for f in o.findings] == ["rename_deferred"]
-    assert first[1].findings[0].data["waiting"] == ["notes/hub.md"]
-    assert read(tmp_path, "notes/hub.md") == "[[first-one]] and [[Second One]]\n"
-    second = handle(eng, "notes/first-one.md", "notes/Second One.md", "notes/hub.md")
-    assert not [f for o in second for f in o.findings]
-    assert read(tmp_path, "notes/hub.md") == "[[first-one]] and [[second-one]]\n"
+    write(tmp_path, {"notes/hub.md": "[[First One]] and [Second](Second%20One.md)\n"})
+    first = handle(engine(tmp_path, writer, NAMING), "notes/First One.md", "notes/Second One.md")
+    assert [(o.findings, o.failures) for o in first] == [((), ()), ((), ())]
+    assert read(tmp_path, "notes/hub.md") == "[[first-one]] and [Second](second-one.md)\n"
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == [
         "first-one.md",
         "hub.md",
         "second-one.md",
     ]
+    assert [e.path for e in journal(writer, FILE_WRITTEN)] == ["notes/hub.md"] * 2
+
+
+def run_effects(root: Path, path: str, effects: Sequence[Effect]) -> None:
+    """Carry out ``effects`` as the engine does once ``path`` is written."""
+    step = rules(NAMING)[0].steps[0]
+    plan = Plan(path, "", "", "", effects=tuple(Planned("names", step, e) for e in effects))
+    runner = EffectRunner(
+        root, confinement=Confinement(), journal=None, policy=None, remember=lambda *_: None
+    )
+    assert runner.run(Engine.scan_event(path), plan).failures == []
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_renames_planned_together_update_a_note_whichever_runs_first(
+    tmp_path: Path, order: tuple[int, int, int]
+) -> None:
+    """Renames planned on several workers run their effects in any order."""
+    names = ["Alpha One", "Beta One", "Gamma One"]
+    write(tmp_path, {f"notes/{name}.md": f"{name}\n" for name in names})
+    write(tmp_path, {"notes/hub.md": "".join(f"- [[{name}]]\n" for name in names)})
+    notes = NoteIndex(tmp_path)
+    (step,) = rules(NAMING)[0].steps
+    planned = []
+    for name in names:
+        path = f"notes/{name}.md"
+        ctx = FileContext(path, read(tmp_path, path), datetime.now(UTC), notes=notes)
+        planned.append((path, step.action.effects(ctx, step.params)))  # type: ignore[union-attr]
+    for at in order:
+        run_effects(tmp_path, *planned[at])
+        notes.moved(planned[at][0], planned[at][0].replace(" ", "-").lower())
+    assert read(tmp_path, "notes/hub.md") == "- [[alpha-one]]\n- [[beta-one]]\n- [[gamma-one]]\n"
+
+
+def test_two_notes_renamed_to_one_name_together_the_second_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, {"notes/My Note.md": "1\n", "notes/My_Note.md": "2\n", "x.md": "[[My_Note]]\n"})
+    text = NAMING.replace("replace(' ', '-')", "replace(' ', '-') | replace('_', '-')")
+    outcomes = handle(engine(tmp_path, None, text), "notes/My Note.md", "notes/My_Note.md")
+    assert outcomes[0].findings == ()
+    (taken,) = outcomes[1].findings
+    assert taken.code == "name_taken"
+    assert taken.message.endswith("another rename planned before it takes that name")
+    assert read(tmp_path, "notes/my-note.md") == "1\n"
+    assert read(tmp_path, "notes/My_Note.md") == "2\n"
+    assert read(tmp_path, "x.md") == "[[My_Note]]\n"
+
+
+def test_notes_whose_titles_differ_only_in_case_are_not_renamed(tmp_path: Path) -> None:
+    write(tmp_path, {"notes/My Note.md": "1\n", "notes/my note.md": "2\n"})
+    outcomes = handle(engine(tmp_path, None, NAMING), "notes/My Note.md", "notes/my note.md")
+    assert [[f.code for f in o.findings] for o in outcomes] == [["ambiguous_name"]] * 2
 
 
 def test_renaming_a_note_another_rename_rewrites_waits_for_it(tmp_path: Path) -> None:
@@ -548,6 +600,19 @@ def test_renaming_a_note_another_rename_rewrites_waits_for_it(tmp_path: Path) ->
     handle(eng, "notes/B Note.md")
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["a-note.md", "b-note.md"]
     assert read(tmp_path, "notes/b-note.md") == "see [[a-note]]\n"
+
+
+def test_a_rename_finds_links_written_since_an_earlier_rename(tmp_path: Path) -> None:
+    """What each note links to is kept between renames; a note edited since is read again."""
+    write(
+        tmp_path, {"notes/A Note.md": "a\n", "notes/B Note.md": "b\n", "notes/x.md": "[[A Note]]\n"}
+    )
+    eng = engine(tmp_path, None, NAMING)
+    handle(eng, "notes/A Note.md")
+    write(tmp_path, {"notes/x.md": "[[a-note]], now [[B Note]] too\n"})
+    eng.handle(Event(EventKind.MODIFIED, "notes/x.md"))
+    handle(eng, "notes/B Note.md")
+    assert read(tmp_path, "notes/x.md") == "[[a-note]], now [[b-note]] too\n"
 
 
 def test_report_mode_reports_with_a_suggestion_and_renames_nothing(tmp_path: Path) -> None:
@@ -642,6 +707,37 @@ def test_scribe_run_renames_once_and_the_next_run_changes_nothing(tmp_path: Path
     assert {p: (tmp_path / p).stat().st_mtime_ns for p in settled} == settled
     checked = scribe("check", cwd=tmp_path, env=env)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_scribe_run_renames_notes_that_link_to_each_other_and_loses_no_link(
+    tmp_path: Path,
+) -> None:
+    """Forty badly named notes, each linking to three others, and a hub linking to all:
+    renames planned on several workers at once, over a few runs; not one link breaks."""
+    env = linking_env(tmp_path)
+    names = [f"Note {n}" for n in range(40)]
+    files = {
+        f"notes/{name}.md": f"# {name}\n[[{names[n - 1]}]] [[{names[n - 7]}#x]] "
+        f"[y]({names[n - 13].replace(' ', '%20')}.md)\n"
+        for n, name in enumerate(names)
+    }
+    files["notes/hub.md"] = "".join(f"- [[{name}]]\n" for name in names)
+    checked = NAMING + CHECK.replace("rules:\n", "").replace("{}", "{fail: true}")
+    repository(tmp_path, checked, files)
+    for _ in range(10):
+        done = scribe("run", cwd=tmp_path, env=env)
+        if "rename_deferred" not in done.stderr:
+            break
+    assert "rename_deferred" not in done.stderr, done.stderr
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == sorted(
+        [f"note-{n}.md" for n in range(40)] + ["hub.md"]
+    )
+    assert (
+        read(tmp_path, "notes/note-8.md") == "# Note 8\n[[note-7]] [[note-1#x]] [y](note-35.md)\n"
+    )
+    assert read(tmp_path, "notes/hub.md") == "".join(f"- [[note-{n}]]\n" for n in range(40))
+    final = scribe("check", cwd=tmp_path, env=env)
+    assert final.returncode == 0, final.stderr
 
 
 def test_scribe_check_fails_on_a_bad_name_in_report_mode_with_fail(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import codecs
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -269,21 +270,32 @@ def enforce_naming(ctx: FileContext, p: EnforceNamingParams) -> Sequence[Effect]
             "links to it cannot be told apart"
         )
         return [finding("ambiguous_name", message, candidates=shared)]
-    taken = _taken(notes, dest, ctx.path)
-    if taken:
-        return [
-            finding("name_taken", f"{bad}, but it is not renamed to {dest}: {taken}", dest=dest)
-        ]
-    writes = _relinked(notes, ctx.path, dest)
-    waiting = _CLAIMS.claim(notes, ctx.path, {w.path: w.base_sha256 for w in writes})
-    if waiting:
-        message = (
-            f"{bad}; not renamed to {dest} yet: a rename planned before it still has to "
-            f"update {', '.join(waiting)}; run again to finish"
-        )
-        return [finding("rename_deferred", message, dest=dest, waiting=waiting)]
-    # The link updates come first: once the file has moved they have all been tried,
-    # which is how a later rename knows they are done (see _Claims).
+    with _PENDING.lock:  # one rename planned at a time: each sees those before it
+        plans = _PENDING.of(notes)
+        again = plans.moves.get(ctx.path)
+        if again is not None and again[0] == dest:  # planned again (a re-plan): the same
+            return [*again[1], Rename(ctx.path, dest)]
+        taken = _taken(notes, dest, ctx.path, plans)
+        if taken:
+            message = f"{bad}, but it is not renamed to {dest}: {taken}"
+            return [finding("name_taken", message, dest=dest)]
+        linking = _linking_to(notes, ctx.path)
+        # A file that has left its old path before the index hears of it is in no
+        # listing, so whether it links here cannot be told yet.
+        moving = {old for old in plans.moves if old != ctx.path and notes.sha256(old) is None}
+        rewritten = {ctx.path} & plans.chains.keys()
+        waiting = sorted(rewritten | moving | plans.moves.keys() & set(linking))
+        if waiting:
+            message = (
+                f"{bad}; not renamed to {dest} yet: a rename planned before it still has "
+                f"to move or rewrite {', '.join(waiting)}; run again to finish"
+            )
+            return [finding("rename_deferred", message, dest=dest, waiting=waiting)]
+        writes = [w for note in linking for w in plans.rewrite(notes, note, ctx.path, dest)]
+        writes += _own_links(notes, ctx, dest)
+        plans.moves[ctx.path] = (dest, writes)
+    # The rewrites come first: once the file has moved they have all been tried, which
+    # is how a later rename knows that they are done (see _Plans).
     return [*writes, Rename(ctx.path, dest)]
 
 
@@ -308,10 +320,15 @@ def _title_holders(notes: NoteIndex, title: str, path: str) -> list[str]:
     return [c for c in result.candidates if c != path]
 
 
-def _taken(notes: NoteIndex, dest: str, path: str) -> str | None:
+def _taken(notes: NoteIndex, dest: str, path: str, plans: _Plans) -> str | None:
     """What already answers to ``dest``, its path or its title (None: nothing)."""
     if notes.exists(dest):
         return "a file is there"
+    key = title_key(note_title(dest))
+    if any(
+        title_key(note_title(new)) == key for old, (new, _) in plans.moves.items() if old != path
+    ):
+        return "another rename planned before it takes that name"
     result: Resolution = notes.resolve(_by_title(note_title(dest)), path)
     others = [c for c in (result.path, *result.candidates) if c is not None and c != path]
     if others:
@@ -323,26 +340,61 @@ def _by_title(title: str) -> Link:
     return Link("wiki", title, None, None, 0, 0, 1)
 
 
-def _relinked(notes: NoteIndex, old: str, new: str) -> list[WriteFile]:
-    """The rewrites of every other note with a link to ``old``, pointing it at ``new``."""
-    writes = []
-    for note in notes.paths():
-        text = notes.text(note) if note != old else None
-        if text is None:
-            continue
+def _own_links(notes: NoteIndex, ctx: FileContext, dest: str) -> list[WriteFile]:
+    """The file's links to itself pointed at its new name, written before it moves,
+    if it then holds the text this step saw (in the spelling it has on disk)."""
+    text = rewrite_links(ctx.text, {ctx.path: dest}, source_path=ctx.path)
+    read = _read(notes, ctx.path) if text != ctx.text else None
+    base = _hash(ctx.text, read[2]) if read is not None else None
+    return [] if base is None else [WriteFile(ctx.path, text, base_sha256=base)]
 
-        def resolve(link: Link, note: str = note) -> str | None:
-            return notes.resolve(link, note).path
 
-        if not any(resolve(link) == old for link in find_links(text)):
-            continue
-        read = _read(notes, note)
-        if read is None:
-            continue
-        changed = rewrite_links(read[0], {old: new}, source_path=note, resolve=resolve)
-        if changed != read[0]:
-            writes.append(WriteFile(note, changed, base_sha256=read[1]))
-    return writes
+def _linking_to(notes: NoteIndex, old: str) -> list[str]:
+    """The other notes that may link to ``old`` (by its title or its path)."""
+    leads = {f"title:{title_key(note_title(old))}", f"path:{old}"}
+    return [n for n in notes.paths() if n != old and not leads.isdisjoint(_TARGETS.of(notes, n))]
+
+
+class _Targets:
+    """What each note's links could lead to (``title:KEY``, ``path:PATH``), kept per
+    note while its hash holds, so that a rename reads only the notes that may link
+    to it: a rename of each of a few thousand badly named notes must not read the
+    whole repository each time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_index: weakref.WeakKeyDictionary[NoteIndex, dict[str, tuple[str, frozenset[str]]]]
+        self._by_index = weakref.WeakKeyDictionary()
+
+    def of(self, notes: NoteIndex, note: str) -> frozenset[str]:
+        digest = notes.sha256(note)  # cached by the index while the file's stat holds
+        with self._lock:
+            known = self._by_index.setdefault(notes, {}).get(note)
+        if known is not None and known[0] == digest:
+            return known[1]
+        text = notes.text(note)  # read after the hash: a change in between reads again
+        targets = frozenset() if text is None else _targets(text, note)
+        if digest is not None:
+            with self._lock:
+                self._by_index.setdefault(notes, {})[note] = (digest, targets)
+        return targets
+
+
+def _targets(text: str, source: str) -> frozenset[str]:
+    found: set[str] = set()
+    for link in find_links(text):
+        if link.kind == "markdown" or "/" in link.target:
+            path = link_path(link, source)
+            if path is not None:
+                found.update((f"path:{path}", f"path:{path}.md"))
+        else:
+            target = link.target[:-3] if link.target.lower().endswith(".md") else link.target
+            found.add(f"title:{title_key(target)}")
+    return frozenset(found)
+
+
+_TARGETS = _Targets()
 
 
 #: How a text file's bytes can be spelt (``scribe.files.decode`` reads the same).
@@ -356,8 +408,9 @@ _SPELLINGS: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def _read(notes: NoteIndex, path: str) -> tuple[str, str] | None:
-    """``path``'s text and the hash of the very bytes it was decoded from.
+def _read(notes: NoteIndex, path: str) -> tuple[str, str, tuple[bytes, str]] | None:
+    """``path``'s text, the hash of the very bytes it was decoded from, and how they
+    are spelt (BOM, encoding).
 
     The index hands out text and hash separately; the hash is taken only when it is
     the hash of that text in one of the spellings a file can have, so a rewrite is
@@ -367,60 +420,93 @@ def _read(notes: NoteIndex, path: str) -> tuple[str, str] | None:
         text, digest = notes.text(path), notes.sha256(path)
         if text is None or digest is None:
             return None
-        for bom, encoding in _SPELLINGS:
-            try:
-                if sha256(bom + text.encode(encoding)) == digest:
-                    return text, digest
-            except UnicodeEncodeError:
-                continue
+        for spelling in _SPELLINGS:
+            if _hash(text, spelling) == digest:
+                return text, digest, spelling
     return None
 
 
-class _Claims:
-    """Which notes a planned rename will rewrite, until it has.
+def _hash(text: str, spelling: tuple[bytes, str]) -> str | None:
+    try:
+        return sha256(spelling[0] + text.encode(spelling[1]))
+    except UnicodeEncodeError:
+        return None
 
-    The engine plans a batch of files before it runs their effects, and writes
-    another note only if it still holds what the effect was planned from: two
-    renames planned from the same note would each rewrite one link, and the
-    second write would be dropped, leaving a link broken. So a rename claims the
-    notes it rewrites (and its own file, which must not move under another's
-    rewrite); a rename that needs a note still claimed by another waits for the
-    next run. A claim lapses once its rename has moved the file (its rewrites
-    come before the move) or the note no longer holds what was planned from.
+
+@dataclass
+class _Chain:
+    """The rewrites of one note planned by renames that may not have run yet: all of
+    them applied to the text it had when the first was planned."""
+
+    text: str
+    spelling: tuple[bytes, str]
+    renames: dict[str, str]
+    #: Hashes the note may hold meanwhile: where it started, then each planned text.
+    states: list[str]
+
+
+@dataclass
+class _Plans:
+    """Renames planned and not yet done, for one repository.
+
+    The engine plans a batch of files before it runs their effects, and another
+    note is written only if it still holds what the write was planned from. So the
+    second of two renames that rewrite one note plans its text from the same start
+    as the first, with both renames applied, once for each content the note may
+    hold by the time it runs (before the first's write, or after it): whichever
+    runs first, the note ends up with both links updated. A file that a pending
+    rename moves must not be rewritten by another, nor moved while another still
+    rewrites it: that rename waits for the next run. A rename is done once its file
+    has moved (its rewrites come before the move); a chain lapses once its renames
+    are done or its note holds something else.
     """
 
+    #: Renames not done yet: old path -> new path, and the rewrites planned with it.
+    moves: dict[str, tuple[str, list[WriteFile]]] = field(default_factory=dict)
+    chains: dict[str, _Chain] = field(default_factory=dict)
+
+    def prune(self, notes: NoteIndex) -> None:
+        self.moves = {old: move for old, move in self.moves.items() if notes.exists(old)}
+        self.chains = {
+            note: chain
+            for note, chain in self.chains.items()
+            if self.moves.keys() & chain.renames.keys() and notes.sha256(note) in chain.states
+        }
+
+    def rewrite(self, notes: NoteIndex, note: str, old: str, new: str) -> list[WriteFile]:
+        """The writes that point ``note``'s links to ``old`` at ``new``."""
+        chain = self.chains.get(note)
+        if chain is None:
+            read = _read(notes, note)
+            if read is None:
+                return []
+            chain = _Chain(read[0], read[2], {}, [read[1]])
+        renames = {**chain.renames, old: new}
+        # Titles are matched against the renamed paths alone: a file renamed earlier
+        # in the chain may have moved already, and none of them has an ambiguous title.
+        text = rewrite_links(chain.text, renames, source_path=note)
+        digest = _hash(text, chain.spelling)
+        if digest is None or digest in chain.states:
+            return []  # no link of its leads to ``old`` after all
+        self.chains[note] = _Chain(chain.text, chain.spelling, renames, [*chain.states, digest])
+        return [WriteFile(note, text, base_sha256=state) for state in chain.states]
+
+
+class _Pending:
+    """The ``_Plans`` of each repository's notes, behind one lock."""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_index: weakref.WeakKeyDictionary[NoteIndex, dict[str, tuple[str, str | None]]]
-        self._by_index = weakref.WeakKeyDictionary()
+        self.lock = threading.Lock()
+        self._plans: weakref.WeakKeyDictionary[NoteIndex, _Plans] = weakref.WeakKeyDictionary()
 
-    def claim(self, notes: NoteIndex, owner: str, bases: Mapping[str, str | None]) -> list[str]:
-        """Claim ``bases`` (note -> hash planned from) and ``owner`` itself for
-        ``owner``'s rename; or, if another rename still holds some, claim nothing
-        and return those."""
-        wanted = {owner: None, **bases}
-        with self._lock:
-            held = self._by_index.setdefault(notes, {})
-            busy = sorted(note for note in wanted if self._live(notes, held, note, owner))
-            if not busy:
-                held.update({note: (owner, base) for note, base in wanted.items()})
-            return busy
-
-    @staticmethod
-    def _live(
-        notes: NoteIndex, held: dict[str, tuple[str, str | None]], note: str, owner: str
-    ) -> bool:
-        claim = held.get(note)
-        if claim is None or claim[0] == owner:
-            return False
-        other, base = claim
-        if notes.exists(other) and (base is None or notes.sha256(note) == base):
-            return True
-        del held[note]
-        return False
+    def of(self, notes: NoteIndex) -> _Plans:
+        """The plans for ``notes``, without those done (call with ``lock`` held)."""
+        plans = self._plans.setdefault(notes, _Plans())
+        plans.prune(notes)
+        return plans
 
 
-_CLAIMS = _Claims()
+_PENDING = _Pending()
 
 
 BUILTINS = (
