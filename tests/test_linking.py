@@ -571,6 +571,26 @@ def test_renames_planned_together_update_a_note_whichever_runs_first(
     assert read(tmp_path, "notes/hub.md") == "- [[alpha-one]]\n- [[beta-one]]\n- [[gamma-one]]\n"
 
 
+def test_a_rename_planned_again_plans_from_what_the_notes_hold_now(tmp_path: Path) -> None:
+    """A plan whose effects never ran (its file's write failed, say) is planned again
+    later: its rewrites start from the notes as they are then."""
+    write(tmp_path, {"notes/Old One.md": "x\n", "notes/hub.md": "[[Old One]]\n"})
+    notes = NoteIndex(tmp_path)
+    (step,) = rules(NAMING)[0].steps
+
+    def planned() -> Sequence[Effect]:
+        ctx = FileContext("notes/Old One.md", "x\n", datetime.now(UTC), notes=notes)
+        return step.action.effects(ctx, step.params)  # type: ignore[union-attr]
+
+    planned()  # its effects are dropped
+    write(tmp_path, {"notes/hub.md": "edited: [[Old One]]\n"})
+    again = planned()
+    assert planned() == again  # and the same once more, with nothing run in between
+    run_effects(tmp_path, "notes/Old One.md", again)
+    assert read(tmp_path, "notes/hub.md") == "edited: [[old-one]]\n"
+    assert read(tmp_path, "notes/old-one.md") == "x\n"
+
+
 def test_two_notes_renamed_to_one_name_together_the_second_is_refused(tmp_path: Path) -> None:
     write(tmp_path, {"notes/My Note.md": "1\n", "notes/My_Note.md": "2\n", "x.md": "[[My_Note]]\n"})
     text = NAMING.replace("replace(' ', '-')", "replace(' ', '-') | replace('_', '-')")

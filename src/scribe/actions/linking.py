@@ -227,8 +227,9 @@ def enforce_naming(ctx: FileContext, p: EnforceNamingParams) -> Sequence[Effect]
     """Report a file whose stem does not match ``pattern`` (``bad_name``), or rename
     it to ``rename_to`` and point every link to it at the new name. Nothing is
     renamed when the new name is taken (``name_taken``), when another note shares
-    the file's title (``ambiguous_name``), or while a rename planned earlier in the
-    same run still has to update one of the notes involved (``rename_deferred``)::
+    the file's title (``ambiguous_name``), or while a rename planned before it in
+    the same run still has to move or rewrite this file or a note linking to it
+    (``rename_deferred``: the next run does it)::
 
         - id: kebab-case-names
           paths: ["notes/**/*.md"]
@@ -272,9 +273,6 @@ def enforce_naming(ctx: FileContext, p: EnforceNamingParams) -> Sequence[Effect]
         return [finding("ambiguous_name", message, candidates=shared)]
     with _PENDING.lock:  # one rename planned at a time: each sees those before it
         plans = _PENDING.of(notes)
-        again = plans.moves.get(ctx.path)
-        if again is not None and again[0] == dest:  # planned again (a re-plan): the same
-            return [*again[1], Rename(ctx.path, dest)]
         taken = _taken(notes, dest, ctx.path, plans)
         if taken:
             message = f"{bad}, but it is not renamed to {dest}: {taken}"
@@ -293,7 +291,7 @@ def enforce_naming(ctx: FileContext, p: EnforceNamingParams) -> Sequence[Effect]
             return [finding("rename_deferred", message, dest=dest, waiting=waiting)]
         writes = [w for note in linking for w in plans.rewrite(notes, note, ctx.path, dest)]
         writes += _own_links(notes, ctx, dest)
-        plans.moves[ctx.path] = (dest, writes)
+        plans.moves[ctx.path] = dest
     # The rewrites come first: once the file has moved they have all been tried, which
     # is how a later rename knows that they are done (see _Plans).
     return [*writes, Rename(ctx.path, dest)]
@@ -325,9 +323,7 @@ def _taken(notes: NoteIndex, dest: str, path: str, plans: _Plans) -> str | None:
     if notes.exists(dest):
         return "a file is there"
     key = title_key(note_title(dest))
-    if any(
-        title_key(note_title(new)) == key for old, (new, _) in plans.moves.items() if old != path
-    ):
+    if any(title_key(note_title(new)) == key for old, new in plans.moves.items() if old != path):
         return "another rename planned before it takes that name"
     result: Resolution = notes.resolve(_by_title(note_title(dest)), path)
     others = [c for c in (result.path, *result.candidates) if c is not None and c != path]
@@ -461,8 +457,7 @@ class _Plans:
     are done or its note holds something else.
     """
 
-    #: Renames not done yet: old path -> new path, and the rewrites planned with it.
-    moves: dict[str, tuple[str, list[WriteFile]]] = field(default_factory=dict)
+    moves: dict[str, str] = field(default_factory=dict)  # old path -> new, not done yet
     chains: dict[str, _Chain] = field(default_factory=dict)
 
     def prune(self, notes: NoteIndex) -> None:
@@ -486,10 +481,14 @@ class _Plans:
         # in the chain may have moved already, and none of them has an ambiguous title.
         text = rewrite_links(chain.text, renames, source_path=note)
         digest = _hash(text, chain.spelling)
-        if digest is None or digest in chain.states:
+        if digest is None or digest == chain.states[0]:
             return []  # no link of its leads to ``old`` after all
-        self.chains[note] = _Chain(chain.text, chain.spelling, renames, [*chain.states, digest])
-        return [WriteFile(note, text, base_sha256=state) for state in chain.states]
+        if digest not in chain.states:  # (it is when a rename is planned again)
+            chain = _Chain(chain.text, chain.spelling, renames, [*chain.states, digest])
+            self.chains[note] = chain
+        return [
+            WriteFile(note, text, base_sha256=state) for state in chain.states if state != digest
+        ]
 
 
 class _Pending:
