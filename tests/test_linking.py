@@ -481,6 +481,23 @@ def test_a_rename_and_its_echoes_reach_a_fixpoint(tmp_path: Path, writer: Journa
     assert len(journal(writer, FILE_MOVED)) == 1
 
 
+def test_renaming_an_attachment_updates_the_embeds_of_it(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "assets/Big Diagram.svg": "<svg/>\n",
+            "notes/a.md": "![[Big Diagram.svg]] and ![fig](../assets/Big%20Diagram.svg)\n",
+        },
+    )
+    text = NAMING.replace('"notes/**/*.md"', '"assets/*.svg"')
+    (outcome,) = handle(engine(tmp_path, None, text), "assets/Big Diagram.svg")
+    assert (outcome.findings, outcome.failures) == ((), ())
+    assert read(tmp_path, "assets/big-diagram.svg") == "<svg/>\n"
+    assert read(tmp_path, "notes/a.md") == (
+        "![[big-diagram.svg]] and ![fig](../assets/big-diagram.svg)\n"
+    )
+
+
 def test_an_ambiguous_title_is_reported_and_nothing_renamed(
     tmp_path: Path, writer: JournalWriter
 ) -> None:
