@@ -60,7 +60,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import interrupt, ratio, write_report
-from scribe.actions import ACTIONS, FileContext, linking
+from scribe.actions import FileContext, linking
 from scribe.notes import Linker, NoteIndex, find_links, protected_spans
 from scribe.notes import linker as linker_module
 
@@ -469,30 +469,8 @@ IDLE_RULES = (
 _WIKI_OR_MARKDOWN = re.compile(r"\[\[([^\]|#\n]+)|\]\(<?([^)#>\s]+)")
 
 
-def link_actions_env(scratch: Path) -> dict[str, str]:
-    """What a ``scribe`` process needs to know the link actions: nothing once they are
-    built in; until then an entry-point plug-in that hands them over."""
-    names = [action.name for action in linking.BUILTINS]
-    if all(name in ACTIONS for name in names):
-        return {}
-    site = scratch / "site"
-    info = site / "scribe_linking_bench-1.0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: scribe-linking-bench\nVersion: 1.0\n"
-    )
-    entries = "".join(f"{name} = scribe_linking_bench:{name}\n" for name in names)
-    (info / "entry_points.txt").write_text(f"[scribe.actions]\n{entries}")
-    (site / "scribe_linking_bench.py").write_text(
-        "from scribe.actions.linking import BUILTINS\n"
-        'manifest = {"permissions": {"write": ["**"]}}\n'
-        + "".join(f"{name} = BUILTINS[{n}]\n" for n, name in enumerate(names))
-    )
-    return {"PYTHONPATH": str(site)}
-
-
 def scribe_command(
-    root: Path, args: Sequence[str], env: dict[str, str], rules: str, settings: str = ""
+    root: Path, args: Sequence[str], rules: str, settings: str = ""
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Time ``scribe ARGS`` as a fresh process in ``root``, from a repository with no
     journal or state yet (each run does the same work)."""
@@ -502,7 +480,7 @@ def scribe_command(
     (root / "scribe.yaml").unlink(missing_ok=True)
     if settings:
         (root / "scribe.yaml").write_text(settings)
-    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env}
+    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     started = time.perf_counter()
     done = subprocess.run([SCRIBE, *args], cwd=root, capture_output=True, text=True, env=full,
                           check=False)  # fmt: skip
@@ -548,19 +526,18 @@ def cat_floor(root: Path) -> float:
 def check_links_section(cfg: Config, scratch: Path, console: Console) -> Section:
     root = scratch / "kb-check"
     kb = make_knowledge_base(root, cfg.notes, cfg.seed)
-    env = link_actions_env(scratch)
     console.print(f"check_links: {kb.notes:,} notes, scribe run x{cfg.check_runs} of each")
     samples: dict[str, list[float]] = {k: [] for k in ("run", "one", "idle", NAIVE, FLOOR, "read")}
     told_broken = told_ambiguous = exit_codes = 0
     naive_broken = 0
     for _ in range(cfg.check_runs):  # in turn, so that all see the same machine
-        took, done = scribe_command(root, ["run"], env, CHECK_RULES)
+        took, done = scribe_command(root, ["run"], CHECK_RULES)
         samples["run"].append(took)
         told_broken = told(done.stderr, "broken_link")
         told_ambiguous = told(done.stderr, "ambiguous_link")
         exit_codes |= done.returncode
-        samples["one"].append(scribe_command(root, ["run"], env, CHECK_RULES, "workers: 1\n")[0])
-        samples["idle"].append(scribe_command(root, ["run"], env, IDLE_RULES)[0])
+        samples["one"].append(scribe_command(root, ["run"], CHECK_RULES, "workers: 1\n")[0])
+        samples["idle"].append(scribe_command(root, ["run"], IDLE_RULES)[0])
         started = time.perf_counter()
         naive_broken = naive_check(root)
         samples[NAIVE].append(time.perf_counter() - started)
@@ -622,13 +599,12 @@ def wikilink_step_section(cfg: Config, scratch: Path, console: Console) -> Secti
     linker = Linker(index.titles())
     floor_s, floors = median_time(lambda: linker.link(text, exclude=["big"]), cfg.runs)
     per_call_s, _ = median_time(lambda: Linker(index.titles()).link(text), cfg.runs)
-    env = link_actions_env(scratch)
     rules = 'rules:\n  - id: link\n    paths: ["big.md"]\n    do:\n      - wikilink: {}\n'
     plans, idles = [], []
     for _ in range(cfg.check_runs):
-        took, done = scribe_command(root, ["plan", "big.md"], env, rules)
+        took, done = scribe_command(root, ["plan", "big.md"], rules)
         plans.append(took if done.returncode == 0 else float("nan"))
-        idles.append(scribe_command(root, ["plan", "big.md"], env, IDLE_RULES)[0])
+        idles.append(scribe_command(root, ["plan", "big.md"], IDLE_RULES)[0])
     shutil.rmtree(root / ".scribe", ignore_errors=True)
     plan_s, idle_s = statistics.median(plans), statistics.median(idles)
     same = linked == linker.link(text, exclude=["big"])

@@ -331,36 +331,14 @@ def test_check_links_follows_the_notes_as_they_change(tmp_path: Path) -> None:
 # -- the real command --------------------------------------------------------------------
 
 
-def linking_env(tmp_path: Path) -> dict[str, str]:
-    """The environment a ``scribe`` process needs to know the link actions: none once
-    they are built in; until then, an entry-point plug-in that hands them over."""
-    if all(action.name in ACTIONS for action in BUILTINS):
-        return {}
-    site = tmp_path.parent / f"{tmp_path.name}-site"
-    info = site / "scribe_linking_shim-1.0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: scribe-linking-shim\nVersion: 1.0\n"
-    )
-    names = [action.name for action in BUILTINS]
-    entries = "".join(f"{name} = scribe_linking_shim:{name}\n" for name in names)
-    (info / "entry_points.txt").write_text(f"[scribe.actions]\n{entries}")
-    (site / "scribe_linking_shim.py").write_text(
-        "from scribe.actions.linking import BUILTINS\n"
-        'manifest = {"permissions": {"write": ["**"]}}\n'
-        + "".join(f"{name} = BUILTINS[{n}]\n" for n, name in enumerate(names))
-    )
-    return {"PYTHONPATH": str(site)}
-
-
-def scribe(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def scribe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SCRIBE, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env},
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
         check=False,
     )
 
@@ -372,32 +350,30 @@ def repository(root: Path, rules_text: str, files: dict[str, str]) -> None:
 def test_scribe_check_fails_on_a_broken_link_only_when_the_rule_says_fail(
     tmp_path: Path,
 ) -> None:
-    env = linking_env(tmp_path)
     files = {**LINKED, "day.md": "# Day\n\nSee [[Python]] and\n[[No Such Note]].\n"}
     repository(tmp_path, CHECK, files)
-    lenient = scribe("check", cwd=tmp_path, env=env)
+    lenient = scribe("check", cwd=tmp_path)
     assert lenient.returncode == 0, lenient.stderr
     assert "broken_link day.md:4: [[No Such Note]] leads nowhere" in lenient.stderr
     repository(tmp_path, CHECK.replace("{}", "{fail: true}"), {})
-    strict = scribe("check", cwd=tmp_path, env=env)
+    strict = scribe("check", cwd=tmp_path)
     assert strict.returncode == 1, strict.stderr
     assert "broken_link day.md:4: [[No Such Note]] leads nowhere" in strict.stderr
     assert "ambiguous_link" not in strict.stderr
-    ran = scribe("run", cwd=tmp_path, env=env)
+    ran = scribe("run", cwd=tmp_path)
     assert ran.returncode == 1, ran.stderr
     write(tmp_path, {"day.md": "# Day\n\nSee [[Python]].\n"})
-    fixed = scribe("check", cwd=tmp_path, env=env)
+    fixed = scribe("check", cwd=tmp_path)
     assert (fixed.returncode, "broken_link" in fixed.stderr) == (0, False), fixed.stderr
 
 
 def test_scribe_run_links_mentions_once(tmp_path: Path) -> None:
-    env = linking_env(tmp_path)
     repository(tmp_path, WIKILINK, {**KNOWN, "journal/day.md": "Python and graph theory.\n"})
-    first = scribe("run", cwd=tmp_path, env=env)
+    first = scribe("run", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "rewrote journal/day.md (link)" in first.stdout
     assert read(tmp_path, "journal/day.md") == ("[[Python]] and [[Graph Theory|graph theory]].\n")
-    second = scribe("run", cwd=tmp_path, env=env)
+    second = scribe("run", cwd=tmp_path)
     assert (second.returncode, "rewrote" in second.stdout) == (0, False), second.stdout
 
 
@@ -716,7 +692,6 @@ def test_enforce_naming_params_are_checked_when_the_rules_load(params: str, mess
 
 
 def test_scribe_run_renames_once_and_the_next_run_changes_nothing(tmp_path: Path) -> None:
-    env = linking_env(tmp_path)
     notes = {
         "notes/First One.md": "1\n",
         "notes/Second One.md": "2\n",
@@ -725,7 +700,7 @@ def test_scribe_run_renames_once_and_the_next_run_changes_nothing(tmp_path: Path
     repository(tmp_path, NAMING, notes)
     runs = []
     for _ in range(3):  # a rename that had to wait for another is done by the next run
-        runs.append(scribe("run", cwd=tmp_path, env=env))
+        runs.append(scribe("run", cwd=tmp_path))
         assert runs[-1].returncode == 0, runs[-1].stderr
         if "rename_deferred" not in runs[-1].stderr:
             break
@@ -738,11 +713,11 @@ def test_scribe_run_renames_once_and_the_next_run_changes_nothing(tmp_path: Path
         "[[first-one]], [[second-one#Part]] and [x](first-one.md).\n"
     )
     settled = {p: (tmp_path / p).stat().st_mtime_ns for p in ("notes/hub.md",)}
-    final = scribe("run", cwd=tmp_path, env=env)
+    final = scribe("run", cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert (final.stdout, "rename" in final.stderr) == ("", False), final.stderr
     assert {p: (tmp_path / p).stat().st_mtime_ns for p in settled} == settled
-    checked = scribe("check", cwd=tmp_path, env=env)
+    checked = scribe("check", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
 
 
@@ -751,7 +726,6 @@ def test_scribe_run_renames_notes_that_link_to_each_other_and_loses_no_link(
 ) -> None:
     """Forty badly named notes, each linking to three others, and a hub linking to all:
     renames planned on several workers at once, over a few runs; not one link breaks."""
-    env = linking_env(tmp_path)
     names = [f"Note {n}" for n in range(40)]
     files = {
         f"notes/{name}.md": f"# {name}\n[[{names[n - 1]}]] [[{names[n - 7]}#x]] "
@@ -762,7 +736,7 @@ def test_scribe_run_renames_notes_that_link_to_each_other_and_loses_no_link(
     checked = NAMING + CHECK.replace("rules:\n", "").replace("{}", "{fail: true}")
     repository(tmp_path, checked, files)
     for _ in range(10):
-        done = scribe("run", cwd=tmp_path, env=env)
+        done = scribe("run", cwd=tmp_path)
         if "rename_deferred" not in done.stderr:
             break
     assert "rename_deferred" not in done.stderr, done.stderr
@@ -773,15 +747,14 @@ def test_scribe_run_renames_notes_that_link_to_each_other_and_loses_no_link(
         read(tmp_path, "notes/note-8.md") == "# Note 8\n[[note-7]] [[note-1#x]] [y](note-35.md)\n"
     )
     assert read(tmp_path, "notes/hub.md") == "".join(f"- [[note-{n}]]\n" for n in range(40))
-    final = scribe("check", cwd=tmp_path, env=env)
+    final = scribe("check", cwd=tmp_path)
     assert final.returncode == 0, final.stderr
 
 
 def test_scribe_check_fails_on_a_bad_name_in_report_mode_with_fail(tmp_path: Path) -> None:
-    env = linking_env(tmp_path)
     text = NAMING.replace("mode: rename", "mode: report\n          fail: true")
     repository(tmp_path, text, {"notes/Bad Name.md": "x\n", "notes/good-name.md": "y\n"})
-    result = scribe("check", cwd=tmp_path, env=env)
+    result = scribe("check", cwd=tmp_path)
     assert result.returncode == 1
     assert "bad_name notes/Bad Name.md: 'Bad Name' does not match " in result.stderr
     assert "; rename it to 'bad-name'" in result.stderr
@@ -790,12 +763,10 @@ def test_scribe_check_fails_on_a_bad_name_in_report_mode_with_fail(tmp_path: Pat
 
 
 def test_scribe_watch_renames_a_new_note_once_and_updates_its_links_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """The watcher sees the move and the rewritten note come back: neither is renamed
     or rewritten again."""
-    for name, value in linking_env(tmp_path).items():  # ScribeProcess passes them on
-        monkeypatch.setenv(name, value)
     root = tmp_path / "repo"
     repository(root, NAMING, {"notes/hub.md": "[[Fresh Idea]] soon.\n"})
     proc = ScribeProcess(root, log_path=tmp_path / "watch.log")

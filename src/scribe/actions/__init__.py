@@ -144,9 +144,9 @@ class Effects:
 
 
 def _builtins() -> dict[str, Action]:
-    from scribe.actions import content, engine_effects, knowledge
+    from scribe.actions import content, engine_effects, knowledge, linking
 
-    modules = (content, engine_effects, knowledge)
+    modules = (content, engine_effects, linking, knowledge)
     return {a.name: a for module in modules for a in module.BUILTINS}
 
 
