@@ -391,3 +391,22 @@ def test_events_during_reads_never_make_a_note_look_empty(tmp_path: Path) -> Non
             racer.join()
             stop.clear()
         assert seen == ["todo"] * 20
+
+
+def test_a_note_being_read_again_keeps_its_aliases_meanwhile(tmp_path: Path) -> None:
+    """An event on a note makes it be read again; until then its aliases still count.
+    Here the event lands just after the lookup made sure every note was read, as
+    another worker's event can: the link written with the alias must still resolve."""
+    note = write(tmp_path, "Machine Learning.md", "---\naliases: [ml]\n---\nbody\n")
+
+    class EventInBetween(NoteIndex):
+        def _read_aliases(self) -> None:
+            super()._read_aliases()
+            bump(note, "---\naliases: [ml]\n---\nbody, edited\n")
+            self.changed("Machine Learning.md")
+
+    index = EventInBetween(tmp_path)
+    index.paths()
+    (link,) = find_links("[[ml]]")
+    assert index.resolve(link, "day.md").path == "Machine Learning.md"
+    assert index.resolve(link, "day.md").path == "Machine Learning.md"

@@ -234,6 +234,8 @@ class EffectRunner:
             log.warning("%s not written by %s: %s", rel, planned.rule, exc)
             done.failures.append(Failure(planned.rule, f"cannot write {rel}: {exc}"))
             return
+        if file is None and effect.base_sha256 is not None:
+            return  # computed from a file that is gone since: nothing to update
         if file is not None and (
             effect.create_only
             or (effect.base_sha256 is not None and file.sha256 != effect.base_sha256)

@@ -236,6 +236,8 @@ class Engine:
         if self.notes is None:
             return
         for event in events:
+            if event.source == "scan":
+                continue  # a file found by a scan has not changed: nothing to redo
             if event.kind is EventKind.DELETED:
                 self.notes.removed(event.path)
             elif event.kind is EventKind.MOVED and event.dest:

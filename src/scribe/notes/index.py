@@ -77,6 +77,7 @@ class NoteIndex:
         self._stems: dict[str, set[str]] = {}  # title key -> notes
         self._names: dict[str, set[str]] = {}  # file name key -> other files
         self._aliases: dict[str, set[str]] = {}  # alias key -> notes (of those read)
+        self._alias_keys: dict[str, tuple[str, ...]] = {}  # note -> its keys in _aliases
         self._unread: set[str] = set()  # notes whose aliases are not known yet
         self._entries: dict[str, _Entry] = {}
         self._generation: dict[str, int] = {}  # bumped by every event on a path
@@ -269,9 +270,7 @@ class NoteIndex:
                 return
             self._entries[rel] = entry
             if rel in self._notes:
-                self._forget_aliases(rel)
-                for key in entry.aliases:
-                    self._aliases.setdefault(key, set()).add(rel)
+                self._learn_aliases(rel, entry.aliases)
                 self._unread.discard(rel)
 
     def _read_aliases(self) -> None:
@@ -281,9 +280,15 @@ class NoteIndex:
         for rel in unread:
             self._read(rel)  # stores the aliases, or none for an unreadable note
 
+    def _learn_aliases(self, rel: str, keys: tuple[str, ...]) -> None:
+        self._forget_aliases(rel)
+        for key in keys:
+            self._aliases.setdefault(key, set()).add(rel)
+        if keys:
+            self._alias_keys[rel] = keys
+
     def _forget_aliases(self, rel: str) -> None:
-        old = self._entries.get(rel)
-        for key in old.aliases if old is not None else ():
+        for key in self._alias_keys.pop(rel, ()):
             holders = self._aliases.get(key)
             if holders is not None:
                 holders.discard(rel)
@@ -338,12 +343,13 @@ class NoteIndex:
             self._discard(rel)
 
     def _invalidate(self, rel: str) -> None:
+        """Forget what was read of ``rel``; its aliases stay known until it is read
+        again (dropping them would make a link by alias look broken meanwhile)."""
         with self._lock:
             self._generation[rel] = self._generation.get(rel, 0) + 1
             if rel in self._entries:
                 self._revision += 1
             if rel in self._notes:
-                self._forget_aliases(rel)
                 self._unread.add(rel)
             self._entries.pop(rel, None)
 
@@ -357,8 +363,8 @@ class NoteIndex:
                 entry = self._entries.get(rel)  # read before it was listed
                 if entry is None:
                     self._unread.add(rel)
-                for key in entry.aliases if entry is not None else ():
-                    self._aliases.setdefault(key, set()).add(rel)
+                if entry is not None:
+                    self._learn_aliases(rel, entry.aliases)
         elif rel not in self._files:
             self._revision += 1
             self._files.add(rel)
