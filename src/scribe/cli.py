@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +20,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
@@ -170,40 +170,77 @@ def _progress(total: int) -> Progress:
 def _apply_once(
     engine: Engine, files: list[str], label: str, *, workers: int, max_batch: int
 ) -> Iterator[Outcome]:
-    """Handle each file once, in order of ``files``: in batches (their writes share a
-    journal commit) on ``workers`` threads, which overlap one batch's disk waits
-    (fsync) with the planning of the next."""
+    """Handle each file once, in order of ``files``, in batches (their writes share a
+    journal commit).
+
+    While files are being rewritten, batches run on ``workers`` threads, which
+    overlap one batch's disk waits (fsync) with the planning of the next. While
+    they are not, one thread is faster: threads that only read and plan contend for
+    the interpreter lock and slow each other down several times over.
+    """
     size = max(1, min(max_batch, -(-len(files) // (workers * 4))))
     batches = [files[at : at + size] for at in range(0, len(files), size)]
+
+    def handle(batch: list[str]) -> list[Outcome]:
+        return engine.handle_many([engine.scan_event(rel) for rel in batch])
+
+    seen = written = 0
     with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
         task = progress.add_task(label, total=len(files))
-        for outcomes in pool.map(
-            lambda batch: engine.handle_many([engine.scan_event(rel) for rel in batch]), batches
-        ):
-            yield from outcomes
-            progress.advance(task, len(outcomes))
+        running: deque[Future[list[Outcome]]] = deque()
+        for batch in batches:
+            writing = not seen or written * 10 >= seen  # a tenth or more rewritten
+            if writing:
+                running.append(pool.submit(handle, batch))
+            while running and (not writing or len(running) >= workers):
+                done = running.popleft().result()
+                seen, written = seen + len(done), written + _rewritten(done)
+                progress.advance(task, len(done))
+                yield from done
+            if not writing:
+                done = handle(batch)
+                seen, written = seen + len(done), written + _rewritten(done)
+                progress.advance(task, len(done))
+                yield from done
+        for future in running:
+            done = future.result()
+            progress.advance(task, len(done))
+            yield from done
+
+
+def _rewritten(outcomes: Sequence[Outcome]) -> int:
+    return sum(o.status is Status.WRITTEN for o in outcomes)
 
 
 def _report_problems(outcomes: Iterable[Outcome]) -> int:
-    """Tell what went wrong; how many problems fail the command (exit 1)."""
+    """Tell what went wrong; how many problems fail the command (exit 1).
+
+    Everything is printed at once: a check over a large repository can report
+    thousands of findings, and one print per line costs a third of a millisecond.
+    """
     failures = 0
+    report = Text()
+
+    def say(label: str, style: str, rest: str) -> None:
+        report.append(label, style=style)
+        report.append(f" {rest}\n")
+
     for outcome in outcomes:
         for found in outcome.findings:
             failures += found.fail
             where = f"{found.path}:{found.line}" if found.line else found.path
-            colour = "red" if found.fail else "yellow"
-            err.print(f"[{colour}]{escape(found.code)}[/] {escape(where)}: {escape(found.message)}")
+            say(found.code, "red" if found.fail else "yellow", f"{where}: {found.message}")
         if outcome.status is Status.SKIPPED and outcome.reason:
-            err.print(f"[yellow]skipped[/] {escape(outcome.path)}: {escape(outcome.reason)}")
+            say("skipped", "yellow", f"{outcome.path}: {outcome.reason}")
         elif outcome.status in (Status.CONFLICT, Status.BUSY, Status.FAILED):
             failures += 1
-            err.print(f"[red]not written[/] {escape(outcome.path)}: {escape(outcome.reason)}")
+            say("not written", "red", f"{outcome.path}: {outcome.reason}")
         for failure in outcome.failures:
             failures += 1
-            err.print(
-                f"[red]rule {failure.rule} failed[/] on {escape(outcome.path)}: "
-                f"{escape(failure.reason)}"
-            )
+            say(f"rule {failure.rule} failed", "red", f"on {outcome.path}: {failure.reason}")
+    if report:
+        report.rstrip()
+        err.print(report, soft_wrap=True)
     return failures
 
 

@@ -71,6 +71,7 @@ class NoteIndex:
         self._deny = deny
         self._max_file_bytes = max_file_bytes
         self._lock = threading.RLock()
+        self._reading_aliases = threading.Lock()
         self._listed = False
         self._notes: set[str] = set()
         self._files: set[str] = set()  # everything else
@@ -274,11 +275,18 @@ class NoteIndex:
                 self._unread.discard(rel)
 
     def _read_aliases(self) -> None:
-        """Read every note whose aliases are not known yet (once; events keep it up)."""
+        """Read every note whose aliases are not known yet (once; events keep it up).
+
+        One thread reads them; the others wait for it rather than read every note
+        again beside it."""
         with self._lock:
-            unread = sorted(self._unread)
-        for rel in unread:
-            self._read(rel)  # stores the aliases, or none for an unreadable note
+            if not self._unread:
+                return
+        with self._reading_aliases:
+            with self._lock:
+                unread = sorted(self._unread)
+            for rel in unread:
+                self._read(rel)  # stores the aliases, or none for an unreadable note
 
     def _learn_aliases(self, rel: str, keys: tuple[str, ...]) -> None:
         self._forget_aliases(rel)
