@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from scribe import records
 from scribe.actions.effects import Emit, Finding, Rename, RunCommand, WriteFile
@@ -77,6 +77,10 @@ class EffectRunner:
 
     def run(self, event: Event, plan: Plan) -> Done:
         done = Done()
+        found = [p for p in plan.effects if isinstance(p.effect, Finding)]
+        if found:  # journaled together: a check can find many things in one file
+            self._record(*(_finding_entry(p.rule, cast(Finding, p.effect)) for p in found))
+            done.findings.extend(cast(Finding, p.effect) for p in found)
         for planned in plan.effects:
             try:
                 self._one(event, plan.path, planned, done)
@@ -87,20 +91,7 @@ class EffectRunner:
 
     def _one(self, event: Event, path: str, planned: Planned, done: Done) -> None:
         effect = planned.effect
-        if isinstance(effect, Finding):
-            done.findings.append(effect)
-            self._record(
-                records.finding(
-                    planned.rule,
-                    effect.code,
-                    effect.message,
-                    effect.path,
-                    line=effect.line,
-                    fail=effect.fail,
-                    **dict(effect.data),
-                )
-            )
-        elif isinstance(effect, Emit):
+        if isinstance(effect, Emit):
             self._emit(event, path, planned.rule, effect, done)
         elif isinstance(effect, RunCommand):
             self._command(event, path, planned, effect, done)
@@ -297,6 +288,18 @@ class EffectRunner:
     def _close(self, intent: int | None, rel: str, status: str, **extra: object) -> None:
         if intent is not None:
             self._record(records.done(intent, rel, status, **extra))
+
+
+def _finding_entry(rule: str, found: Finding) -> NewEntry:
+    return records.finding(
+        rule,
+        found.code,
+        found.message,
+        found.path,
+        line=found.line,
+        fail=found.fail,
+        **dict(found.data),
+    )
 
 
 def describe(planned: Sequence[Planned]) -> list[str]:
