@@ -28,12 +28,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 import jinja2
-import referencing
-import referencing.exceptions
 import regex
 import yaml
-from jsonschema import validators  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import core_schema
 from wcmatch import glob
@@ -672,6 +668,8 @@ def validate_frontmatter(ctx: FileContext, p: ValidateParams) -> Sequence[Effect
     source = notes.text(where)
     if source is None:
         raise ValueError(f"schema {where}: {notes.problem(where) or 'cannot be read'}")
+    import referencing.exceptions  # with jsonschema: only repositories that validate
+
     validator = _validator(source, where.endswith((".yaml", ".yml")), where)
     try:
         errors = list(validator.iter_errors(_json_ready(data)))
@@ -700,6 +698,10 @@ def validate_frontmatter(ctx: FileContext, p: ValidateParams) -> Sequence[Effect
 @functools.lru_cache(maxsize=32)
 def _validator(source: str, yaml_syntax: bool, where: str) -> Any:
     """The schema's validator, built once per content (the text is the cache key)."""
+    import referencing
+    from jsonschema import validators  # type: ignore[import-untyped]
+    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+
     try:
         schema = yaml.load(source, Loader=Loader) if yaml_syntax else json.loads(source)
     except (ValueError, yaml.YAMLError) as exc:
