@@ -26,12 +26,10 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
+from apt_helpers import apt_install, can_install
 from live_helpers import wait_until
 
 DEBIAN_BINARY = "/usr/bin/prometheus"
-INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-# Waits for another apt or dpkg to finish instead of failing at once on its lock.
-APT_OPTIONS = ["-o", "DPkg::Lock::Timeout=120"]
 
 
 def free_port() -> int:
@@ -53,43 +51,23 @@ def _found() -> str | None:
     )
 
 
-def _apt_get(args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(
-        [args[0], *APT_OPTIONS, *args[1:]],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @functools.cache
 def prometheus_binary() -> str:
     """The Prometheus executable, installed with apt-get if need be (once a session)."""
     found = _found()
     if found:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not can_install():
         _unavailable("prometheus is not on PATH, and cannot be installed (needs root and apt-get)")
     try:
-        result = _apt_get(INSTALL)
-        output = result.stdout + result.stderr
-        if "Unable to locate package" in output or "no installation candidate" in output:
-            update = _apt_get(["apt-get", "update"])
-            result = _apt_get(INSTALL)
-            output = update.stdout + update.stderr + result.stdout + result.stderr
+        status, output = apt_install("prometheus")
     except subprocess.TimeoutExpired as exc:
         _unavailable(f"apt-get timed out after {exc.timeout} s")
     # Without an init system the package's postinst cannot start its service; dpkg may
     # report that as an error although the binary is in place, so the binary decides.
     found = _found()
     if not found:
-        _unavailable(
-            f"apt-get install prometheus failed (exit {result.returncode}):\n{output[-3000:]}"
-        )
+        _unavailable(f"apt-get install prometheus failed (exit {status}):\n{output[-3000:]}")
     return found
 
 

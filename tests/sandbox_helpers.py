@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "bubblewrap"]
-# Waits for another apt or dpkg to finish instead of failing at once on its lock.
-APT_OPTIONS = ["-o", "DPkg::Lock::Timeout=120"]
+from apt_helpers import apt_install, can_install
 
 #: A script that prints its arguments (argv[0] included) and working directory as JSON.
 ARGV_PRINTER = """
@@ -28,41 +26,21 @@ print(json.dumps({"argv": sys.argv, "cwd": os.getcwd()}))
 """
 
 
-def _apt_get(args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(
-        [args[0], *APT_OPTIONS, *args[1:]],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @functools.cache
 def bwrap_binary() -> str:
     """bwrap's path, installed with apt-get if need be (once a session)."""
     found = shutil.which("bwrap")
     if found:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not can_install():
         pytest.fail("bwrap is not installed and cannot be (installing needs root and apt-get)")
     try:
-        result = _apt_get(INSTALL)
-        output = result.stdout + result.stderr
-        if "Unable to locate package" in output or "no installation candidate" in output:
-            update = _apt_get(["apt-get", "update"])
-            result = _apt_get(INSTALL)
-            output = update.stdout + update.stderr + result.stdout + result.stderr
+        status, output = apt_install("bubblewrap")
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"apt-get timed out after {exc.timeout} s while installing bubblewrap")
     found = shutil.which("bwrap")
     if not found:
-        pytest.fail(
-            f"apt-get install bubblewrap failed (exit {result.returncode}):\n{output[-3000:]}"
-        )
+        pytest.fail(f"apt-get install bubblewrap failed (exit {status}):\n{output[-3000:]}")
     return found
 
 

@@ -10,15 +10,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from cli_helpers import journaled as stored
+from cli_helpers import make_repo, scribe
 from live_helpers import ScribeProcess, holds_for, wait_until
 from scribe.actions import ACTIONS as BUILT_IN
 from scribe.actions import FileContext
@@ -38,7 +37,6 @@ from scribe.rules.load import parse_rules
 from scribe.rules.match import CompiledRule
 from scribe.state import State
 
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
 ACTIONS = BUILT_IN
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -791,27 +789,6 @@ def test_a_changed_schema_is_used_at_once_and_yaml_schemas_work(
 
 
 # -- the scribe command --------------------------------------------------------------
-
-
-def scribe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [SCRIBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=full, check=False
-    )
-
-
-def stored(root: Path, kind: str) -> list[Entry]:
-    store = SqliteJournal.for_root(root)
-    try:
-        return list(store.query(Query(kinds=[kind])))
-    finally:
-        store.close()
-
-
-def make_repo(root: Path, rules_text: str, settings: dict[str, Any] | None = None) -> Path:
-    write(root, ".scribe/rules.yaml", rules_text)
-    write(root, "scribe.yaml", json.dumps(settings or {}))  # JSON is YAML
-    return root
 
 
 def test_scribe_run_builds_the_backlog_cascades_and_creates_notes_once(tmp_path: Path) -> None:

@@ -4,9 +4,6 @@ real rules files and a real engine with the repository's notes, and through the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import scribe
 from live_helpers import ScribeProcess, wait_until
 from scribe.actions import ACTIONS, Action, FileContext
 from scribe.actions.effects import Effect, Finding
@@ -34,7 +32,6 @@ from scribe.rules.load import parse_rules
 from scribe.rules.match import CompiledRule
 from scribe.state import State
 
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
 LINK_ACTIONS: dict[str, Action] = {**ACTIONS, **{action.name: action for action in BUILTINS}}
 
 
@@ -329,18 +326,6 @@ def test_check_links_follows_the_notes_as_they_change(tmp_path: Path) -> None:
 
 
 # -- the real command --------------------------------------------------------------------
-
-
-def scribe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SCRIBE, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        check=False,
-    )
 
 
 def repository(root: Path, rules_text: str, files: dict[str, str]) -> None:

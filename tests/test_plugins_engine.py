@@ -5,17 +5,13 @@ it raises, and a broken one is refused with its reason."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from scribe.journal.entry import ACTION_FAILED, QUARANTINED, SCOPE_VIOLATION, Entry, Query
-from scribe.journal.sqlite import SqliteJournal
-
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
+from cli_helpers import journaled as journal
+from cli_helpers import scribe
+from scribe.journal.entry import ACTION_FAILED, QUARANTINED, SCOPE_VIOLATION
 
 SHOUT = """
 from pydantic import BaseModel, ConfigDict
@@ -58,13 +54,6 @@ manifest = {"version": "1", "manifest_version": "2.2", "permissions": {"network"
 """
 
 
-def scribe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [SCRIBE, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env, check=False
-    )
-
-
 def repo(root: Path, rules: str, settings: dict[str, Any], **actions: str) -> Path:
     (root / ".scribe" / "actions").mkdir(parents=True)
     (root / ".scribe" / "rules.yaml").write_text(textwrap.dedent(rules))
@@ -76,14 +65,6 @@ def repo(root: Path, rules: str, settings: dict[str, Any], **actions: str) -> Pa
     (root / "notes" / "a.md").write_text("quiet words\n")
     (root / "docs" / "b.md").write_text("other words\n")
     return root
-
-
-def journal(root: Path, kind: str) -> list[Entry]:
-    store = SqliteJournal.for_root(root)
-    try:
-        return [e for e in store.query(Query()) if e.kind == kind]
-    finally:
-        store.close()
 
 
 SHOUT_RULES = """

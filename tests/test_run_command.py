@@ -5,23 +5,19 @@ is ``test_sandbox.py``; these tests try the same escapes through a rules file.""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from cli_helpers import journaled as journal
+from cli_helpers import make_repo, scribe
 from live_helpers import ScribeProcess, wait_until
 from sandbox_helpers import bwrap_binary
-from scribe.journal.entry import COMMAND_RAN, SCOPE_VIOLATION, Entry, Query
-from scribe.journal.sqlite import SqliteJournal
+from scribe.journal.entry import COMMAND_RAN, SCOPE_VIOLATION
 
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
 ECHO, SLEEP, SHA256SUM, FALSE, ENV = (
     "/usr/bin/echo",
     "/usr/bin/sleep",
@@ -29,30 +25,6 @@ ECHO, SLEEP, SHA256SUM, FALSE, ENV = (
     "/usr/bin/false",
     "/usr/bin/env",
 )
-
-
-def scribe(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    return subprocess.run(
-        [SCRIBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=full, check=False
-    )
-
-
-def make_repo(root: Path, rules: str, settings: dict[str, Any]) -> Path:
-    (root / ".scribe").mkdir(parents=True)
-    (root / ".scribe" / "rules.yaml").write_text(rules)
-    (root / "scribe.yaml").write_text(json.dumps(settings))  # JSON is YAML
-    return root
-
-
-def journal(root: Path, kind: str) -> list[Entry]:
-    store = SqliteJournal.for_root(root)
-    try:
-        return [e for e in store.query(Query()) if e.kind == kind]
-    finally:
-        store.close()
 
 
 @pytest.fixture(autouse=True)

@@ -82,9 +82,8 @@ class FileContext:
         return value
 
 
-@runtime_checkable
-class ContentAction(Protocol):
-    """An action that rewrites the file: ``plan`` returns its new text."""
+class _Step(Protocol):
+    """What every action has: the name rules call it by, its parameters, a summary."""
 
     @property
     def name(self) -> str: ...
@@ -92,19 +91,19 @@ class ContentAction(Protocol):
     def params(self) -> type[BaseModel]: ...
     @property
     def summary(self) -> str: ...
+
+
+@runtime_checkable
+class ContentAction(_Step, Protocol):
+    """An action that rewrites the file: ``plan`` returns its new text."""
+
     def plan(self, file: FileContext, params: Any) -> str: ...
 
 
 @runtime_checkable
-class EffectAction(Protocol):
+class EffectAction(_Step, Protocol):
     """An action with effects beyond the file: ``effects`` says which."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def params(self) -> type[BaseModel]: ...
-    @property
-    def summary(self) -> str: ...
     def effects(self, file: FileContext, params: Any) -> Sequence[Effect]: ...
 
 
