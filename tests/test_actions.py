@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scribe.actions import ACTIONS, FileContext
-from scribe.actions.content import ReplaceParams
+from scribe.actions.content import ReplaceParams, plan_replace
 from scribe.engine import Engine, Outcome, Status
 from scribe.events import Event, EventKind
 from scribe.rules.load import parse_rules
@@ -172,7 +172,7 @@ def test_replace_in_all_covers_the_frontmatter_too(tmp_path: Path) -> None:
 def test_replace_count_limits_the_replacements() -> None:
     params = ReplaceParams.model_validate({"pattern": "x", "with": "y", "count": 2})
     ctx = FileContext(path="n.md", text="---\nx: 1\n---\nx x x\n", time=T0)
-    assert ACTIONS["replace"].plan(ctx, params) == "---\nx: 1\n---\ny y x\n"
+    assert plan_replace(ctx, params) == "---\nx: 1\n---\ny y x\n"
 
 
 def test_replace_count_on_a_file_with_exactly_that_many_matches(tmp_path: Path) -> None:
