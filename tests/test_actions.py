@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scribe.actions import ACTIONS, FileContext
+from scribe.actions import FileContext
 from scribe.actions.content import ReplaceParams, plan_replace
 from scribe.engine import Engine, Outcome, Status
 from scribe.events import Event, EventKind
