@@ -153,6 +153,35 @@ def test_plan_file_shows_the_diff_and_run_rules_writes_and_journals(repo: Path) 
     assert written.path == "notes/a.md"
 
 
+def test_engine_tools_tell_the_effects_and_findings_and_follow_raised_events(
+    repo: Path,
+) -> None:
+    (repo / ".scribe" / "rules.yaml").write_text(
+        "rules:\n"
+        "  - id: check\n    paths: ['notes/*.md']\n"
+        "    do:\n      - check_links: {}\n      - emit: {event: checked}\n"
+        "  - id: mark\n    on: [{event: checked}]\n"
+        "    do:\n      - set: {field: checked, value: 'true'}\n"
+    )
+    (repo / "notes" / "a.md").write_text("see [[Nowhere]]\n")
+
+    async def body() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with stdio_session(repo) as session:
+            context = agent_context(repo)
+            arguments = {"context": context, "path": "notes/a.md"}
+            _, planned = answer(await session.call_tool("plan_file", arguments))
+            _, ran = answer(await session.call_tool("run_rules", arguments))
+            return planned, ran
+
+    planned, ran = run(body)
+    assert planned["effects"] == ["check would emit checked on notes/a.md"]
+    assert [(f["code"], f["line"]) for f in planned["findings"]] == [("broken_link", 1)]
+    assert (repo / "notes" / "a.md").read_text() == "---\nchecked: true\n---\nsee [[Nowhere]]\n"
+    assert [f["code"] for f in ran["findings"]] == ["broken_link"]
+    (chained,) = ran["chained"]
+    assert (chained["status"], chained["rules"]) == ("written", ["mark"])
+
+
 def test_engine_tools_obey_the_read_confinement(repo: Path) -> None:
     (repo / ".env").write_text("TOKEN=secret\n")
     (repo / ".scribe" / "rules.yaml").write_text(

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from scribe.config import Settings
-from scribe.engine import Engine, Status
+from scribe.effect_runner import describe
+from scribe.engine import Engine, Outcome
 from scribe.errors import ConfigError
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.failures import INVALID_ARGUMENT, ToolFailure
@@ -81,14 +82,18 @@ class EngineTools:
         }
 
     def plan_file(self, rel: str) -> dict[str, Any]:
-        """The diff the rules would make to ``rel``; writes nothing."""
-        outcome = self._engine(dry_run=True).handle(Engine.scan_event(rel))
-        return self._answer(outcome.path, outcome.status, outcome.plan, outcome.reason)
+        """The diff the rules would make to ``rel``, and the effects they would run;
+        writes and runs nothing."""
+        return self._answer(self._engine(dry_run=True).handle(Engine.scan_event(rel)))
 
     def run_rules(self, rel: str) -> dict[str, Any]:
-        """Apply the rules to ``rel`` and write the result (journaled by the engine)."""
-        outcome = self._engine(dry_run=False).handle(Engine.scan_event(rel))
-        return self._answer(outcome.path, outcome.status, outcome.plan, outcome.reason, outcome.seq)
+        """Apply the rules to ``rel``, write the result and run its effects
+        (journaled by the engine), following the custom events they raise."""
+        first, *chained = self._engine(dry_run=False).handle_all([Engine.scan_event(rel)])
+        answer = self._answer(first)
+        if chained:
+            answer["chained"] = [self._answer(outcome) for outcome in chained]
+        return answer
 
     def close(self) -> None:
         with self._lock:
@@ -116,18 +121,22 @@ class EngineTools:
             return str(self.rules_file)
 
     @staticmethod
-    def _answer(
-        path: str, status: Status, plan: Any, reason: str, seq: int | None = None
-    ) -> dict[str, Any]:
-        answer: dict[str, Any] = {"path": path, "status": status.value}
-        if reason:
-            answer["reason"] = reason
+    def _answer(outcome: Outcome) -> dict[str, Any]:
+        answer: dict[str, Any] = {"path": outcome.path, "status": outcome.status.value}
+        if outcome.reason:
+            answer["reason"] = outcome.reason
+        plan = outcome.plan
         if plan is not None:
             answer["changed"] = plan.changed
             answer["rules"] = list(plan.rules)
             answer["matched"] = list(plan.matched)
             answer["diff"] = plan.diff() if plan.changed else ""
-            answer["failures"] = [{"rule": f.rule, "reason": f.reason} for f in plan.failures]
-        if seq is not None:
-            answer["seq"] = seq
+            answer["effects"] = describe(plan.effects)
+        answer["failures"] = [{"rule": f.rule, "reason": f.reason} for f in outcome.failures]
+        answer["findings"] = [
+            {"code": f.code, "path": f.path, "line": f.line, "message": f.message, "fail": f.fail}
+            for f in outcome.findings
+        ]
+        if outcome.seq is not None:
+            answer["seq"] = outcome.seq
         return answer
