@@ -3,6 +3,7 @@ Scribe from writing files: every file stays the user's or is a journaled write."
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import signal
 import subprocess
@@ -75,8 +76,11 @@ def test_no_file_is_written_once_the_journal_is_full(tmp_path: Path) -> None:
         assert journal.verify().ok
         written = {e.after_hash for e in journal.query(Query(kinds=[FILE_WRITTEN]))}
     for name in names:
+        # The user's last save, or a write the journal holds: SQLite may find room
+        # again (a checkpoint resets its log), and a write journaled then is sound.
         data = (root / name).read_bytes()
-        assert data == last[name].encode(), f"{name} was written after the journal filled up"
+        journaled = hashlib.sha256(data).hexdigest() in written
+        assert data == last[name].encode() or journaled, f"{name} was written unjournaled"
     assert written, "it should have rewritten files before the journal filled up"
     log_text = log_path.read_text()
     assert "not written" in log_text  # it says why
