@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from scribe import records
 from scribe.actions.effects import Emit, Finding, Rename, RunCommand, WriteFile
@@ -77,10 +77,10 @@ class EffectRunner:
 
     def run(self, event: Event, plan: Plan) -> Done:
         done = Done()
-        found = [p for p in plan.effects if isinstance(p.effect, Finding)]
+        found = plan.findings
         if found:  # journaled together: a check can find many things in one file
-            self._record(*(_finding_entry(p.rule, cast(Finding, p.effect)) for p in found))
-            done.findings.extend(cast(Finding, p.effect) for p in found)
+            self._record(*(_finding_entry(rule, finding) for rule, finding in found))
+            done.findings.extend(finding for _, finding in found)
         for planned in plan.effects:
             try:
                 self._one(event, plan.path, planned, done)
@@ -104,17 +104,11 @@ class EffectRunner:
 
     def _refuse(self, event: Event, planned: Planned, path: str, reason: str, done: Done) -> None:
         log.warning("refused %s's effect on %s: %s", planned.rule, path, reason)
-        self._record(records.refused(planned.rule, path, reason, event))
+        self._record(records.scope_violation(path, reason, event, rule=planned.rule))
         done.failures.append(Failure(planned.rule, reason, scope=True))
 
     def _write_refusal(self, planned: Planned, rel: str) -> str | None:
-        reason = self.confinement.refusal(rel, write=True)
-        if reason is None and not planned.step.may_write(rel):
-            allowed = ", ".join(planned.step.write or ()) or "no files"
-            reason = (
-                f"action {planned.step.action.name!r} may not write {rel} "
-                f"(its manifest allows: {allowed})"
-            )
+        reason = self.confinement.refusal(rel, write=True) or planned.step.write_refusal(rel)
         if reason is None:
             try:
                 resolve_inside(self.root, rel)

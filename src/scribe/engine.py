@@ -253,8 +253,8 @@ class Engine:
         if plan is None or not plan.effects:
             return outcome
         if self.dry_run:  # nothing runs; what checks found is still worth telling
-            found = [p.effect for p in plan.effects if isinstance(p.effect, Finding)]
-            return dataclasses.replace(outcome, findings=tuple(found))
+            found = tuple(finding for _, finding in plan.findings)
+            return dataclasses.replace(outcome, findings=found)
         if outcome.status not in (Status.WRITTEN, Status.UNCHANGED, Status.DELETED):
             return outcome
         with tracing.step(event, "scribe.effects"):
@@ -392,7 +392,7 @@ class Engine:
                 )
             ),
             *(
-                records.refused(failure.rule, file.rel, failure.reason, event)
+                records.scope_violation(file.rel, failure.reason, event, rule=failure.rule)
                 for failure in plan.failures
                 if failure.scope
             ),

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from scribe.actions import EffectAction, FileContext, is_content
-from scribe.actions.effects import Effect
+from scribe.actions.effects import Effect, Finding
 from scribe.events import Event, EventKind
 from scribe.frontmatter import FrontmatterError, parse
 from scribe.rules.match import CompiledRule, Step
@@ -64,6 +64,11 @@ class Plan:
     @property
     def changed(self) -> bool:
         return self.new_text != self.old_text
+
+    @property
+    def findings(self) -> list[tuple[str, Finding]]:
+        """What the rules' checks found, each with the id of the rule that found it."""
+        return [(p.rule, p.effect) for p in self.effects if isinstance(p.effect, Finding)]
 
     def diff(self) -> str:
         """Unified diff from the planned-from text to the new text."""
@@ -124,11 +129,9 @@ def _run_steps(rule: CompiledRule, ctx: FileContext) -> tuple[str, list[Planned]
         if is_content(step.action):
             before = ctx.text
             ctx = ctx.with_text(step.action.plan(ctx, step.params))
-            if ctx.text != before and not step.may_write(ctx.path):
-                raise OutOfScope(
-                    f"action {step.action.name!r} may not write {ctx.path} "
-                    f"(its manifest allows: {', '.join(step.write or ()) or 'no files'})"
-                )
+            refusal = step.write_refusal(ctx.path) if ctx.text != before else None
+            if refusal is not None:
+                raise OutOfScope(refusal)
         else:
             found = cast(EffectAction, step.action).effects(ctx, step.params)
             effects.extend(Planned(rule.id, step, effect) for effect in found)

@@ -140,13 +140,15 @@ def skipped(path: str, reason: str, event: Event) -> NewEntry:
     return NewEntry(FILE_SKIPPED, SCRIBE, path=path, message=reason, payload={"event": event.id})
 
 
-def scope_violation(path: str, reason: str, event: Event) -> NewEntry:
+def scope_violation(path: str, reason: str, event: Event, *, rule: str | None = None) -> NewEntry:
+    """A read or write refused; ``rule`` when a rule's step or effect reached beyond
+    what it may (it is then the actor)."""
     return NewEntry(
         SCOPE_VIOLATION,
-        SCRIBE,
+        SCRIBE if rule is None else f"rule:{rule}",
         path=path,
         message=f"refused: {reason}",
-        payload={"event": event.id},
+        payload={"event": event.id} if rule is None else {"rule": rule, "event": event.id},
     )
 
 
@@ -275,15 +277,4 @@ def moved(rule: str, path: str, dest: str, sha256: str | None, event: Event) -> 
         after_hash=sha256,
         message=f"moved from {path} by {rule}",
         payload={"rule": rule, "from": path, "to": dest, "event": event_payload(event)},
-    )
-
-
-def refused(rule: str, path: str, reason: str, event: Event) -> NewEntry:
-    """A rule's effect reached beyond what it may: journaled as a scope violation."""
-    return NewEntry(
-        SCOPE_VIOLATION,
-        f"rule:{rule}",
-        path=path,
-        message=f"refused: {reason}",
-        payload={"rule": rule, "event": event.id},
     )

@@ -47,10 +47,14 @@ class Step:
     def _write_spec(self) -> pathspec.GitIgnoreSpec | None:
         return None if self.write is None else pathspec.GitIgnoreSpec.from_lines(self.write)
 
-    def may_write(self, path: str) -> bool:
-        """Whether this step's action may change ``path`` (repository-relative)."""
+    def write_refusal(self, path: str) -> str | None:
+        """Why this step's action may not change ``path`` (repository-relative), or
+        None when its manifest lets it."""
         spec = self._write_spec
-        return spec is None or bool(spec.match_file(path))
+        if spec is None or spec.match_file(path):
+            return None
+        allowed = ", ".join(self.write or ()) or "no files"
+        return f"action {self.action.name!r} may not write {path} (its manifest allows: {allowed})"
 
 
 @dataclass(frozen=True)
