@@ -841,6 +841,53 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+@dataclass
+class Line:
+    """A table row shared by the benches: Scribe's value beside each baseline's,
+    measured in the same run (``unit`` "count" for things that must be 0 or match)."""
+
+    metric: str
+    unit: str
+    scribe: float | None
+    baselines: dict[str, float | None] = field(default_factory=dict)
+    target: str = "info"
+    passed: bool | None = None
+
+    def ratios(self) -> dict[str, float | None]:
+        """Scribe's value divided by each baseline's."""
+        return {f"scribe/{name}": ratio(self.scribe, v) for name, v in self.baselines.items()}
+
+
+def cell(value: float | None, unit: str) -> str:
+    """A value as the tables show it: counts and large values whole, others to 2 places."""
+    if value is None:
+        return "—"
+    if unit == "count" or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def lines_table(title: str, lines: list[Line], baselines: list[str]) -> Table:
+    """``lines`` as a table: Scribe, each baseline, Scribe's ratio to each, the target."""
+    table = Table(title=title, title_justify="left")
+    columns = ("metric", "scribe", *baselines, *(f"scribe/{n}" for n in baselines))
+    for column in (*columns, "target", "pass"):
+        table.add_column(column, justify="left" if column in ("metric", "target") else "right")
+    for line in lines:
+        ratios = line.ratios()
+        verdict = (
+            "—" if line.passed is None else "[green]pass[/]" if line.passed else "[red]FAIL[/]"
+        )
+        table.add_row(
+            f"{line.metric} ({line.unit})", cell(line.scribe, line.unit),
+            *(cell(line.baselines.get(n), line.unit) for n in baselines),
+            *("—" if line.unit == "count" or (r := ratios.get(f"scribe/{n}")) is None
+              else f"{r:.3g}x" for n in baselines),
+            line.target, verdict,
+        )  # fmt: skip
+    return table
+
+
 def at_most(value: float | None, limit: float | None) -> bool:
     return value is not None and limit is not None and value <= limit
 

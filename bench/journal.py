@@ -38,7 +38,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine import percentile, ratio, write_report
+from engine import cell, percentile, ratio, write_report
 from scribe.journal import NewEntry, Query, SqliteJournal
 from scribe.journal.entry import (
     EVENT_OBSERVED,
@@ -309,12 +309,6 @@ class Row:
     unit: str = ""
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
-
-
 def render(rows: list[Row], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     columns = ("metric", "scribe", "naive", "floor", "scribe/naive", "scribe/floor", "target",
@@ -327,7 +321,7 @@ def render(rows: list[Row], title: str) -> Table:
         verdict = "—" if row.passed is None else "[green]pass[/]" if row.passed else "[red]FAIL[/]"
         table.add_row(
             row.metric + (f" ({row.unit})" if row.unit else ""),
-            _fmt(s), _fmt(n), _fmt(f),
+            cell(s, ""), cell(n, ""), cell(f, ""),
             *(f"{r:.2f}x" if r is not None else "—" for r in ratios),
             row.target, verdict,
         )  # fmt: skip

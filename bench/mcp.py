@@ -71,7 +71,18 @@ from mcp_types import CallToolResult, TextContent
 from rich.console import Console
 from rich.table import Table
 
-from engine import MB, RSS_INTERVAL, interrupt, percentile, rate, ratio, write_report
+from engine import (
+    MB,
+    RSS_INTERVAL,
+    Line,
+    cell,
+    interrupt,
+    lines_table,
+    percentile,
+    rate,
+    ratio,
+    write_report,
+)
 from journal import GLOBS, cycles, make_paths
 from scribe.journal.entry import (
     AGENT_ENTRY,
@@ -148,23 +159,6 @@ class Row:
     target: str = "info"
     passed: bool | None = None
     unit: str = "ms"
-
-
-@dataclass
-class Line:
-    """A row of the stdio and read_file tables: Scribe's value beside each baseline's,
-    measured in the same run (``unit`` "count" for things that should be 0)."""
-
-    metric: str
-    unit: str
-    scribe: float | None
-    baselines: dict[str, float | None] = field(default_factory=dict)
-    target: str = "info"
-    passed: bool | None = None
-
-    def ratios(self) -> dict[str, float | None]:
-        """Scribe's value divided by each baseline's."""
-        return {f"scribe/{name}": ratio(self.scribe, v) for name, v in self.baselines.items()}
 
 
 @dataclass
@@ -1312,12 +1306,6 @@ SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {
 # -- report --------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
-
-
 def render(section: Section, title: str) -> Table:
     if section.lines:
         return render_lines(section, title)
@@ -1331,37 +1319,17 @@ def render(section: Section, title: str) -> Table:
         verdict = "—" if row.passed is None else "[green]pass[/]" if row.passed else "[red]FAIL[/]"
         agree = "—" if row.agree is None else "yes" if row.agree else "[red]no[/]"
         table.add_row(
-            f"{row.metric} ({row.unit})", _fmt(row.scribe_p50), _fmt(row.scribe_p95),
-            _fmt(row.naive_p50), _fmt(row.naive_p95),
+            f"{row.metric} ({row.unit})", cell(row.scribe_p50, row.unit),
+            cell(row.scribe_p95, row.unit), cell(row.naive_p50, row.unit),
+            cell(row.naive_p95, row.unit),
             f"{speedup:,.0f}x" if speedup is not None else "—",
-            _fmt(row.rows), agree, row.target, verdict,
+            cell(row.rows, "count"), agree, row.target, verdict,
         )  # fmt: skip
     return table
-
-
-def _cell(value: float | None, unit: str) -> str:
-    if unit == "count" and value is not None:
-        return f"{value:,.0f}"
-    return _fmt(value)
 
 
 def render_lines(section: Section, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    names = section.baselines
-    for column in ("metric", "scribe", *names, *(f"scribe/{n}" for n in names), "target", "pass"):
-        table.add_column(column, justify="left" if column in ("metric", "target") else "right")
-    for line in section.lines:
-        ratios = line.ratios()
-        verdict = (
-            "—" if line.passed is None else "[green]pass[/]" if line.passed else "[red]FAIL[/]"
-        )
-        table.add_row(
-            f"{line.metric} ({line.unit})", _cell(line.scribe, line.unit),
-            *(_cell(line.baselines.get(n), line.unit) for n in names),
-            *("—" if (r := ratios.get(f"scribe/{n}")) is None else f"{r:.2f}x" for n in names),
-            line.target, verdict,
-        )  # fmt: skip
-    return table
+    return lines_table(title, section.lines, list(section.baselines))
 
 
 def run(cfg: Config, out: Path, names: list[str], *, keep: bool, quick: bool) -> dict[str, Any]:

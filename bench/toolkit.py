@@ -59,7 +59,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine import interrupt, ratio, write_report
+from engine import Line, interrupt, lines_table, write_report
 from scribe.actions import FileContext, linking
 from scribe.notes import Linker, NoteIndex, find_links, protected_spans
 from scribe.notes import linker as linker_module
@@ -86,22 +86,6 @@ class Config:
 
 FULL = Config(note_bytes=1_000_000, titles=5_000, naive_titles=250, notes=10_000)
 QUICK = Config(note_bytes=100_000, titles=1_000, naive_titles=100, notes=1_000, runs=3)
-
-
-@dataclass
-class Line:
-    """A table row: Scribe's value beside each baseline's, measured in the same run
-    (``unit`` "count" for things that must be 0 or match)."""
-
-    metric: str
-    unit: str
-    scribe: float | None
-    baselines: dict[str, float | None] = field(default_factory=dict)
-    target: str = "info"
-    passed: bool | None = None
-
-    def ratios(self) -> dict[str, float | None]:
-        return {f"scribe/{name}": ratio(self.scribe, v) for name, v in self.baselines.items()}
 
 
 @dataclass
@@ -640,33 +624,10 @@ SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {
 # -- report --------------------------------------------------------------------------
 
 
-def _cell(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "count" or abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}"
-
-
 def render(section: Section, title: str) -> Table:
     names = sorted({name for line in section.lines for name in line.baselines},
                    key=[NAIVE, FLOOR, "planted"].index)  # fmt: skip
-    table = Table(title=title, title_justify="left")
-    for column in ("metric", "scribe", *names, *(f"scribe/{n}" for n in names), "target", "pass"):
-        table.add_column(column, justify="left" if column in ("metric", "target") else "right")
-    for line in section.lines:
-        ratios = line.ratios()
-        verdict = (
-            "—" if line.passed is None else "[green]pass[/]" if line.passed else "[red]FAIL[/]"
-        )
-        table.add_row(
-            f"{line.metric} ({line.unit})", _cell(line.scribe, line.unit),
-            *(_cell(line.baselines.get(n), line.unit) for n in names),
-            *("—" if line.unit == "count" or (r := ratios.get(f"scribe/{n}")) is None
-              else f"{r:.3g}x" for n in names),
-            line.target, verdict,
-        )  # fmt: skip
-    return table
+    return lines_table(title, section.lines, names)
 
 
 def run(cfg: Config, out: Path, names: list[str], *, keep: bool, quick: bool) -> dict[str, Any]:
