@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from live_helpers import SCRIBE
 from scribe.journal.entry import Entry, Query
 from scribe.journal.sqlite import SqliteJournal
-
-#: The console script of the venv running the tests.
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
 
 
 def scribe(

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import scribe
+from cli_helpers import scribe as scribe_cmd
 from scribe.config import Settings
 
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
 STAMP_RULES = """\
 rules:
   - id: stamp
@@ -22,15 +19,6 @@ rules:
     do:
       - set: {field: modified, value: "{{ now('%Y-%m-%d') }}"}
 """
-
-
-def scribe_cmd(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    return subprocess.run(
-        [SCRIBE, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env, check=False
-    )
 
 
 @pytest.fixture

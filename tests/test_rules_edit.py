@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import scribe as scribe_cmd
 from scribe.rules.edit import RuleEditError, set_enabled
 from scribe.rules.load import parse_rules
-from test_cli import scribe_cmd
 
 RULES = """\
 # house rules
