@@ -257,6 +257,15 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _write_synced(fd: int, data: bytes) -> os.stat_result:
+    """Write all of ``data`` to ``fd`` and sync it; the file's status after."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+    return os.fstat(fd)
+
+
 def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_result:
     """Replace ``file.path`` with ``data`` only if it still holds ``file.raw``.
 
@@ -281,11 +290,7 @@ def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_
     try:
         try:
             os.fchmod(fd, file.mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-            placed = os.fstat(fd)
+            placed = _write_synced(fd, data)
             ours = placed.st_ino
         finally:
             os.close(fd)
@@ -427,11 +432,7 @@ def create_new(root: Path, rel: str, data: bytes, *, mode: int = 0o644) -> os.st
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-            placed = os.fstat(fd)
+            placed = _write_synced(fd, data)
         finally:
             os.close(fd)
         os.link(tmp, target, follow_symlinks=False)
