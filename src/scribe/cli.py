@@ -187,25 +187,24 @@ def _apply_once(
     seen = written = 0
     with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
         task = progress.add_task(label, total=len(files))
+
+        def account(done: list[Outcome]) -> list[Outcome]:
+            nonlocal seen, written
+            seen, written = seen + len(done), written + _rewritten(done)
+            progress.advance(task, len(done))
+            return done
+
         running: deque[Future[list[Outcome]]] = deque()
         for batch in batches:
             writing = not seen or written * 10 >= seen  # a tenth or more rewritten
             if writing:
                 running.append(pool.submit(handle, batch))
             while running and (not writing or len(running) >= workers):
-                done = running.popleft().result()
-                seen, written = seen + len(done), written + _rewritten(done)
-                progress.advance(task, len(done))
-                yield from done
+                yield from account(running.popleft().result())
             if not writing:
-                done = handle(batch)
-                seen, written = seen + len(done), written + _rewritten(done)
-                progress.advance(task, len(done))
-                yield from done
+                yield from account(handle(batch))
         for future in running:
-            done = future.result()
-            progress.advance(task, len(done))
-            yield from done
+            yield from account(future.result())
 
 
 def _rewritten(outcomes: Sequence[Outcome]) -> int:
