@@ -34,6 +34,8 @@ from scribe.notes.links import Link, Resolution, note_title, resolve_link, title
 from scribe.watch import IGNORED_DIRS
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.BRACE
+#: Resolutions kept at most (a few MB); the cache starts over when it is full.
+_MAX_RESOLVED = 100_000
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -84,6 +86,10 @@ class NoteIndex:
         self._generation: dict[str, int] = {}  # bumped by every event on a path
         self._sorted: list[str] | None = None
         self._revision = 0
+        # Where links lead, while the revision holds: a knowledge base links the same
+        # few titles from thousands of notes.
+        self._resolved: dict[tuple[str, str, str], Resolution] = {}
+        self._resolved_at = 0
 
     @property
     def revision(self) -> int:
@@ -143,9 +149,27 @@ class NoteIndex:
         ``scribe.notes.links``): ``.path`` when it leads to one file, ``.ambiguous``
         with ``.candidates`` when its title names several notes, else ``.broken``."""
         self._list()
-        return resolve_link(
+        key = _resolution_key(link, source_path)
+        with self._lock:
+            if self._resolved_at != self._revision:
+                self._resolved.clear()
+                self._resolved_at = self._revision
+            known = self._resolved.get(key)
+        if known is not None:
+            return known
+        revision = self._resolved_at
+        result = resolve_link(
             link, source_path, exists=self.exists, named=self._named, is_dir=self._is_dir
         )
+        # What a folder on disk decides (a markdown link to a directory, or its
+        # absence) is not in the listing, so the revision cannot vouch for it.
+        on_disk = link.kind == "markdown" and (result.path is None or not self.exists(result.path))
+        with self._lock:
+            if not on_disk and self._revision == revision == self._resolved_at:
+                if len(self._resolved) >= _MAX_RESOLVED:
+                    self._resolved.clear()
+                self._resolved[key] = result
+        return result
 
     def _named(self, title: str) -> list[str]:
         key = title_key(title)
@@ -480,6 +504,18 @@ class NoteIndex:
 
     def _denied(self, rel: str) -> bool:
         return self._deny is not None and self._deny(rel)
+
+
+def _resolution_key(link: Link, source_path: str) -> tuple[str, str, str]:
+    """What a link's resolution depends on besides the index: its target, and the
+    source's folder when the target is relative to it."""
+    target = link.target
+    if link.kind == "markdown":
+        folder = "" if target.startswith("/") else posixpath.dirname(source_path)
+        return ("markdown", target, folder)
+    if target.startswith(("./", "../")):
+        return ("wiki", target, posixpath.dirname(source_path))
+    return ("wiki", target, "")
 
 
 def _normal(path: str) -> str:
