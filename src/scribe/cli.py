@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,6 +26,7 @@ from rich.text import Text
 
 from scribe import __version__, quarantine, records
 from scribe.actions.effects import WriteFile
+from scribe.ahead import Ahead, PlanPool, default_processes
 from scribe.config import (
     STATE_DIR,
     Loaded,
@@ -168,21 +169,28 @@ def _progress(total: int) -> Progress:
 
 
 def _apply_once(
-    engine: Engine, files: list[str], label: str, *, workers: int, max_batch: int
+    engine: Engine, files: list[str], label: str, settings: Settings
 ) -> Iterator[Outcome]:
     """Handle each file once, in order of ``files``, in batches (their writes share a
     journal commit).
 
-    While files are being rewritten, batches run on ``workers`` threads, which
-    overlap one batch's disk waits (fsync) with the planning of the next. While
-    they are not, one thread is faster: threads that only read and plan contend for
-    the interpreter lock and slow each other down several times over.
+    Until the run changes something, worker processes plan the batches ahead
+    (``scribe.ahead``). While files are being rewritten, batches run on
+    ``workers`` threads, which overlap one batch's disk waits (fsync) with the
+    planning of the next. While they are not, one thread is faster: threads that
+    only read and plan contend for the interpreter lock and slow each other down
+    several times over.
     """
-    size = max(1, min(max_batch, -(-len(files) // (workers * 4))))
+    workers = settings.workers
+    size = max(1, min(settings.max_batch, -(-len(files) // (workers * 4))))
     batches = [files[at : at + size] for at in range(0, len(files), size)]
+    processes = settings.plan_processes
+    planner = PlanPool.for_run(
+        engine, batches, default_processes() if processes is None else processes
+    )
 
-    def handle(batch: list[str]) -> list[Outcome]:
-        return engine.handle_many([engine.scan_event(rel) for rel in batch])
+    def handle(batch: list[str], ahead: Mapping[str, Ahead] | None = None) -> list[Outcome]:
+        return engine.handle_many([engine.scan_event(rel) for rel in batch], ahead)
 
     seen = written = 0
     with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
@@ -195,7 +203,14 @@ def _apply_once(
             return done
 
         running: deque[Future[list[Outcome]]] = deque()
-        for batch in batches:
+        for number, batch in enumerate(batches):
+            if planner is not None:
+                done = handle(batch, planner.take(number))
+                if not engine.dry_run and any(o.touched_files for o in done):
+                    planner.stop()  # what it planned may read what just changed
+                    planner = None
+                yield from account(done)
+                continue
             writing = not seen or written * 10 >= seen  # a tenth or more rewritten
             if writing:
                 running.append(pool.submit(handle, batch))
@@ -205,10 +220,16 @@ def _apply_once(
                 yield from account(handle(batch))
         for future in running:
             yield from account(future.result())
+    if planner is not None:
+        planner.stop()
 
 
 def _rewritten(outcomes: Sequence[Outcome]) -> int:
     return sum(o.status is Status.WRITTEN for o in outcomes)
+
+
+#: Control characters (a file name can hold any) shown as U+FFFD, never sent on.
+_CONTROLS = dict.fromkeys([*range(9), *range(10, 32), 127], "\ufffd")
 
 
 def _report_problems(outcomes: Iterable[Outcome]) -> int:
@@ -216,30 +237,39 @@ def _report_problems(outcomes: Iterable[Outcome]) -> int:
 
     Everything is printed at once: a check over a large repository can report
     thousands of findings, and one print per line costs a third of a millisecond.
+    Where no terminal reads them (CI logs, pipes) they are written as plain text:
+    laying out thousands of coloured lines costs rich half a second.
     """
     failures = 0
-    report = Text()
-
-    def say(label: str, style: str, rest: str) -> None:
-        report.append(label, style=style)
-        report.append(f" {rest}\n")
-
+    lines: list[tuple[str, str, str]] = []  # label, its style, the rest of the line
     for outcome in outcomes:
         for found in outcome.findings:
             failures += found.fail
             where = f"{found.path}:{found.line}" if found.line else found.path
-            say(found.code, "red" if found.fail else "yellow", f"{where}: {found.message}")
+            lines.append(
+                (found.code, "red" if found.fail else "yellow", f"{where}: {found.message}")
+            )
         if outcome.status is Status.SKIPPED and outcome.reason:
-            say("skipped", "yellow", f"{outcome.path}: {outcome.reason}")
+            lines.append(("skipped", "yellow", f"{outcome.path}: {outcome.reason}"))
         elif outcome.status in (Status.CONFLICT, Status.BUSY, Status.FAILED):
             failures += 1
-            say("not written", "red", f"{outcome.path}: {outcome.reason}")
+            lines.append(("not written", "red", f"{outcome.path}: {outcome.reason}"))
         for failure in outcome.failures:
             failures += 1
-            say(f"rule {failure.rule} failed", "red", f"on {outcome.path}: {failure.reason}")
-    if report:
-        report.rstrip()
+            lines.append(
+                (f"rule {failure.rule} failed", "red", f"on {outcome.path}: {failure.reason}")
+            )
+    if not lines:
+        return failures
+    if err.is_terminal:
+        report = Text("\n").join(
+            Text.assemble((label, style), f" {rest}") for label, style, rest in lines
+        )
         err.print(report, soft_wrap=True)
+    else:
+        text = "".join(f"{label} {rest}".translate(_CONTROLS) + "\n" for label, _, rest in lines)
+        err.file.write(text)
+        err.file.flush()
     return failures
 
 
@@ -283,15 +313,7 @@ def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption
         restore_quarantine(engine, journal)
     targets = _targets(base, paths, ignore_for(base, settings))
     try:
-        outcomes = list(
-            _apply_once(
-                engine,
-                targets,
-                "applying rules",
-                workers=settings.workers,
-                max_batch=settings.max_batch,
-            )
-        )
+        outcomes = list(_apply_once(engine, targets, "applying rules", settings))
         raised = [event for o in outcomes for event in o.emitted]
         if raised:  # custom events the rules raised, and the chains they start
             outcomes += engine.handle_all(raised)
@@ -317,9 +339,7 @@ def _dry_run(
     tracing.configure("engine")
     engine = build_engine(base, settings, compiled, dry_run=True)
     targets = _targets(base, paths, ignore_for(base, settings))
-    outcomes = list(
-        _apply_once(engine, targets, label, workers=settings.workers, max_batch=settings.max_batch)
-    )
+    outcomes = list(_apply_once(engine, targets, label, settings))
     planned = [(o.path, o.plan) for o in outcomes if o.status is Status.PLANNED and o.plan]
     effects = [o.plan for o in outcomes if o.plan is not None and o.plan.effects]
     return planned, _report_problems(outcomes), effects
@@ -590,11 +610,7 @@ def quarantine_retry(
         )
         engine = build_engine(base, settings, compiled, dry_run=False, journal=journal)
         files = list(dict.fromkeys(item.path for item in items))
-        outcomes = list(
-            _apply_once(
-                engine, files, "retrying", workers=settings.workers, max_batch=settings.max_batch
-            )
-        )
+        outcomes = list(_apply_once(engine, files, "retrying", settings))
         engine.state.close()
     finally:
         journal.close()

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     workers: int = Field(
         4, ge=1, le=64, description="files processed in parallel (one at a time per file)"
     )
+    plan_processes: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="processes planning ahead in scribe run, check and plan over 500 files "
+        "or more; default: one per CPU but one; 0: plan in one process",
+    )
     max_batch: int = Field(
         64,
         ge=1,

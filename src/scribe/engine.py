@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time as clock
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from scribe import records
 from scribe.actions.effects import Finding
+from scribe.ahead import Ahead
 from scribe.breaker import Breakers
 from scribe.confinement import Confinement
 from scribe.effect_runner import DEFAULT_MAX_DEPTH, EffectRunner
@@ -103,6 +104,15 @@ class Outcome:
     def failures(self) -> tuple[Failure, ...]:
         return (*(self.plan.failures if self.plan else ()), *self.effect_failures)
 
+    @property
+    def touched_files(self) -> bool:
+        """Whether handling it may have changed files: a rewrite, or effects other
+        than findings (which are only told)."""
+        if self.status is Status.WRITTEN:
+            return True
+        effects = self.plan.effects if self.plan is not None else ()
+        return any(not isinstance(p.effect, Finding) for p in effects)
+
 
 class Engine:
     """Applies compiled rules to files under ``root``."""
@@ -181,18 +191,22 @@ class Engine:
             waiting = later + [e for o in done for e in o.emitted]
         return outcomes
 
-    def handle_many(self, events: Sequence[Event]) -> list[Outcome]:
+    def handle_many(
+        self, events: Sequence[Event], ahead: Mapping[str, Ahead] | None = None
+    ) -> list[Outcome]:
         """Process events for distinct paths together; one outcome per event, in order.
 
         Each file is read and planned on its own, but their writes share the costs a
         disk makes per call: one journal commit records every intent, and each
         directory is synced once after its files are swapped in, before any of them
         is reported done. A file that changes under its write is re-planned alone.
+        ``ahead`` holds plans made in other processes (``scribe.ahead``), taken
+        where they fit.
         """
         with tracing.events(events):
-            return self._handle_many(events)
+            return self._handle_many(events, ahead or {})
 
-    def _handle_many(self, events: Sequence[Event]) -> list[Outcome]:
+    def _handle_many(self, events: Sequence[Event], ahead: Mapping[str, Ahead]) -> list[Outcome]:
         self._note(events)
         outcomes: dict[int, Outcome] = {}
         todo: list[tuple[int, Event]] = []
@@ -206,13 +220,13 @@ class Engine:
         for _ in range(MAX_ATTEMPTS):
             writes: list[tuple[int, _Write]] = []
             for index, event in todo:
-                prepared = self._prepare(event)
+                prepared = self._prepare(event, ahead.get(event.target))
                 if isinstance(prepared, _Write):
                     writes.append((index, prepared))
                 else:
                     outcomes[index] = prepared
                     tracing.settle(event, prepared.status)
-            todo = []
+            todo, ahead = [], {}  # a file read again is planned again
             written = self._write([write for _, write in writes])
             for (index, _), outcome in zip(writes, written, strict=True):
                 if outcome is None:  # changed under the write: read and plan it again
@@ -319,10 +333,8 @@ class Engine:
         )
         return dataclasses.replace(plan, new_text="") if plan.effects else None
 
-    def _prepare(self, event: Event) -> Outcome | _Write:
+    def _prepare(self, event: Event, ahead: Ahead | None = None) -> Outcome | _Write:
         """Read and plan the event's file: its outcome, or the write it needs."""
-        now = event.time or datetime.now(UTC)
-        event = event.at(now)
         path = event.target
         live = event.source != "scan"
         try:
@@ -330,21 +342,69 @@ class Engine:
         except FileNotFoundError:
             return Outcome(path, Status.GONE)
         except OutsideRoot as exc:  # journaled every time: confinement is audited
+            event = event.at(datetime.now(UTC))
             self._record(records.scope_violation(path, str(exc), event))
             return Outcome(path, Status.SKIPPED, reason=str(exc))
         except (Skipped, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             if live:
+                event = event.at(datetime.now(UTC))
                 self._record(records.observed(event, None), records.skipped(path, str(exc), event))
             return Outcome(path, Status.SKIPPED, reason=str(exc))
-        return self._plan(event, file, now, live=live)
+        if ahead is not None and ahead.sha256 != file.sha256:
+            ahead = None  # planned from other content
+        # A plan made ahead has the now() of its reading: the same content was there.
+        now = event.time or (ahead.time if ahead is not None else datetime.now(UTC))
+        return self._plan(event.at(now), file, now, live=live, ahead=ahead)
 
-    def _plan(self, event: Event, file: TextFile, now: datetime, *, live: bool) -> Outcome | _Write:
+    def plan_ahead(self, rel: str) -> Ahead | None:
+        """Plan ``rel`` as a scan of it would, for the engine of the process that
+        forked this one (``scribe.ahead``); None when there is nothing to plan."""
+        event = self.scan_event(rel)
+        wanted = any(r.wants(event.kind, rel).matched for r in self.rules)
+        if not wanted or self.confinement.refusal(rel) is not None:
+            return None
+        try:
+            file = read_text(self.root, rel, max_bytes=self.max_file_bytes)
+        except (OSError, Skipped):
+            return None  # the engine reads it again, and tells
+        now = datetime.now(UTC)
+        _, may_restamp = self._masked_and_restamp(file, live=False)
+        plan = self._plan_file(event.at(now), file, now, may_restamp, skip=set())
+        return Ahead.of(plan, now, may_restamp, self.rules)
+
+    def _masked_and_restamp(self, file: TextFile, *, live: bool) -> tuple[str, bool]:
+        """The masked hash of ``file``, and whether stamp rules may restamp it: only
+        when more than their own stamps changed since Scribe last saw it."""
+        seen = self.state.get(file.rel)
+        masked = self._masked(file.text)
+        return masked, (seen.masked != masked) if seen is not None else live
+
+    def _plan_file(
+        self, event: Event, file: TextFile, now: datetime, may_restamp: bool, skip: set[str]
+    ) -> Plan:
+        return plan_file(
+            file.rel,
+            file.text,
+            file.sha256,
+            self.rules,
+            kind=event.kind,
+            time=now,
+            size=len(file.raw),
+            may_restamp=may_restamp,
+            regex_timeout=self.regex_timeout,
+            skip=skip,
+            notes=self.notes,
+            event=event,
+        )
+
+    def _plan(
+        self, event: Event, file: TextFile, now: datetime, *, live: bool, ahead: Ahead | None
+    ) -> Outcome | _Write:
         seen = self.state.get(file.rel)
         custom = event.kind is EventKind.CUSTOM  # not a change to the file: never an echo
         if live and not custom and seen is not None and seen.sha256 == file.sha256:
             return Outcome(file.rel, Status.ECHO)
-        masked = self._masked(file.text)
-        may_restamp = (seen.masked != masked) if seen is not None else live
+        masked, may_restamp = self._masked_and_restamp(file, live=live)
         with tracing.step(event, "scribe.match") as span:
             candidates = [
                 r.id for r in self.rules if r.wants(event.kind, file.rel, event.name).matched
@@ -352,20 +412,10 @@ class Engine:
             span.set_attribute("scribe.rules.matched", candidates)
             held, probes = self.breakers.blocked(candidates)
         with tracing.step(event, "scribe.plan") as span:
-            plan = plan_file(
-                file.rel,
-                file.text,
-                file.sha256,
-                self.rules,
-                kind=event.kind,
-                time=now,
-                size=len(file.raw),
-                may_restamp=may_restamp,
-                regex_timeout=self.regex_timeout,
-                skip=self._quarantined(file) | held,
-                notes=self.notes,
-                event=event,
-            )
+            skip = self._quarantined(file) | held
+            fits = ahead is not None and ahead.fits(file, may_restamp, skip)
+            made = ahead.plan(file, self.rules) if ahead is not None and fits else None
+            plan = made or self._plan_file(event, file, now, may_restamp, skip)
             tracing.planned(span, plan, self.rules)
             news = self._note_failures(file, plan.failures)
         failed = {f.rule for f in plan.failures}

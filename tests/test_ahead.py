@@ -1,0 +1,202 @@
+"""Planning ahead in worker processes (``scribe.ahead``): a one-shot run over many
+files plans them in another process, and the outcome is exactly what planning in
+the engine alone gives, including when the run's own rewrites change what later
+plans read, when a file changes after it was planned, and when a worker dies."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cli_helpers import scribe
+from scribe.ahead import MIN_FILES, Ahead
+from scribe.config import Settings
+from scribe.engine import Engine, Status
+from scribe.files import read_text
+from scribe.rules.load import parse_rules
+from scribe.startup import build_engine
+
+NOTES = MIN_FILES + 100
+
+#: A plug-in that writes down which process planned each file: the command's own,
+#: or a planning worker forked from it (which has a parent process).
+ROLE = """
+import multiprocessing, os
+from pydantic import BaseModel
+from scribe.actions import Content
+
+class Params(BaseModel):
+    pass
+
+def plan(file, params):
+    role = "worker" if multiprocessing.parent_process() is not None else "engine"
+    with open(os.environ["ROLE_LOG"], "a") as log:
+        log.write(f"{role} {file.path}\\n")
+    return file.text
+
+action = Content("role", Params, plan, "Notes which process planned the file.")
+manifest = {"version": "1.0.0", "permissions": {"write": ["**"]}}
+"""
+
+#: A plug-in whose planning worker dies on the first file it is given.
+UPPER = """
+import multiprocessing, os
+from pydantic import BaseModel
+from scribe.actions import Content
+
+class Params(BaseModel):
+    pass
+
+def plan(file, params):
+    if multiprocessing.parent_process() is not None:
+        os._exit(3)
+    return file.text.upper()
+
+action = Content("upper", Params, plan, "Upper-cases the file (and kills its worker).")
+manifest = {"version": "1.0.0", "permissions": {"write": ["**"]}}
+"""
+
+
+def knowledge_base(root: Path, rules: str, processes: int, **actions: str) -> Path:
+    """``NOTES`` notes linking each other (every tenth link broken), the rules, and
+    ``plan_processes`` set."""
+    (root / ".scribe" / "actions").mkdir(parents=True)
+    (root / ".scribe" / "rules.yaml").write_text(textwrap.dedent(rules))
+    settings = {"plan_processes": processes, "plugins_local": bool(actions)}
+    (root / "scribe.yaml").write_text(json.dumps(settings))
+    for name, source in actions.items():
+        (root / ".scribe" / "actions" / f"{name}.py").write_text(source)
+    (root / "m").mkdir()
+    for n in range(NOTES):
+        target = f"n{(n * 7) % NOTES:04d}" if n % 10 else f"missing {n}"
+        (root / "m" / f"n{n:04d}.md").write_text(f"---\nid: {n}\n---\nsee [[{target}]]\n")
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*.md"))
+        if ".scribe" not in p.parts
+    }
+
+
+CHECK = """
+rules:
+  - id: links
+    paths: ["**/*.md"]
+    do: [{check_links: {}}, {role: {}}]
+"""
+
+
+def test_a_check_of_many_notes_is_planned_by_a_worker_and_tells_the_same(
+    tmp_path: Path,
+) -> None:
+    told = {}
+    for processes in (1, 0):
+        root = knowledge_base(tmp_path / f"p{processes}", CHECK, processes, role=ROLE)
+        log = tmp_path / f"roles-{processes}.txt"
+        done = scribe("check", cwd=root, env={"ROLE_LOG": str(log)})
+        assert done.returncode == 0, done.stderr
+        roles = [line.split()[0] for line in log.read_text().splitlines()]
+        assert len(roles) == NOTES
+        assert set(roles) == {"worker" if processes else "engine"}
+        told[processes] = sorted(line for line in done.stderr.splitlines() if "_link " in line)
+    assert len(told[1]) == NOTES // 10
+    assert told[1] == told[0]
+
+
+STALE = """
+rules:
+  - id: nickname
+    paths: ["alias-me.md"]
+    do: [{set: {field: aliases, value: Nick}}]
+  - id: links
+    paths: ["**/*.md"]
+    do: [{check_links: {}}]
+"""
+
+
+def test_a_rewrite_stops_planning_ahead_so_later_plans_read_it(tmp_path: Path) -> None:
+    # The first file handled gains an alias that the last file links to: a plan
+    # made ahead, before the rewrite, would call that link broken.
+    results = {}
+    for processes in (1, 0):
+        root = knowledge_base(tmp_path / f"p{processes}", STALE, processes)
+        (root / "alias-me.md").write_text("---\ntitle: me\n---\nbody\n")
+        (root / "z").mkdir()
+        (root / "z" / "link.md").write_text("ask [[Nick]]\n")
+        done = scribe("run", cwd=root)
+        assert done.returncode == 0, done.stderr
+        assert "[[Nick]]" not in done.stderr
+        assert "aliases: Nick" in (root / "alias-me.md").read_text()
+        results[processes] = (tree(root), sorted(done.stderr.splitlines()))
+    assert results[1] == results[0]
+
+
+UPPER_RULES = """
+rules:
+  - id: shout
+    paths: ["m/**"]
+    do: [{upper: {}}]
+"""
+
+
+def test_a_worker_that_dies_leaves_the_planning_to_the_engine(tmp_path: Path) -> None:
+    root = knowledge_base(tmp_path, UPPER_RULES, 1, upper=UPPER)
+    done = scribe("run", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "planning ahead stopped" in done.stderr
+    notes = tree(root)
+    assert len(notes) == NOTES
+    assert all(text == text.upper() for text in notes.values())
+
+
+# -- the engine's side ------------------------------------------------------------
+
+REPLACE = """
+rules:
+  - id: fix
+    paths: ["**/*.md"]
+    do: [{replace: {pattern: teh, with: the}}]
+"""
+
+
+def replace_engine(root: Path) -> Engine:
+    """A dry-run engine over ``root`` with one rule, and a note for it to fix."""
+    (root / "n.md").write_text("teh cat\n")
+    return build_engine(root, Settings(), parse_rules(REPLACE, "rules.yaml"), dry_run=True)
+
+
+def test_a_plan_made_ahead_of_other_content_is_made_again(tmp_path: Path) -> None:
+    engine = replace_engine(tmp_path)
+    made = engine.plan_ahead("n.md")
+    assert made is not None
+    assert made.new_text == "the cat\n"
+    (tmp_path / "n.md").write_text("teh dog\n")  # changed after it was planned
+    [outcome] = engine.handle_many([engine.scan_event("n.md")], {"n.md": made})
+    assert outcome.status is Status.PLANNED
+    assert outcome.plan is not None
+    assert outcome.plan.new_text == "the dog\n"
+
+
+def test_a_plan_made_ahead_fits_only_the_same_content_and_decisions(tmp_path: Path) -> None:
+    engine = replace_engine(tmp_path)
+    made = engine.plan_ahead("n.md")
+    assert isinstance(made, Ahead)
+    file = read_text(tmp_path, "n.md")
+    assert made.fits(file, made.may_restamp, set())
+    assert not made.fits(file, not made.may_restamp, set())
+    assert not made.fits(file, made.may_restamp, {"fix"})  # a rule held back
+    plan = made.plan(file, engine.rules)
+    assert plan is not None
+    assert (plan.path, plan.old_text, plan.new_text, plan.rules) == (
+        "n.md",
+        "teh cat\n",
+        "the cat\n",
+        ("fix",),
+    )
+    assert made.time <= datetime.now(UTC)
+    assert made.plan(file, []) is None  # its rule is gone
