@@ -81,6 +81,7 @@ from engine import (
     percentile,
     rate,
     ratio,
+    scribe_executable,
     write_report,
 )
 from journal import GLOBS, cycles, make_paths
@@ -107,7 +108,7 @@ from scribe.mcp.sentinel import SENTINEL_DIR, SentinelFile, SentinelLog
 DEFAULT_OUT = BENCH_DIR / "results" / "mcp.json"
 QUERY_TARGET_MS = 30.0
 
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
+SCRIBE = scribe_executable()
 FLOOR_SCRIPT = BENCH_DIR / "mcp_floor.py"
 SDK_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR = "SDK floor", "in-process tool", "journal floor"
 SHA256SUM, OPENSSL = "sha256sum", "openssl"

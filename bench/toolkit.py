@@ -59,7 +59,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine import Line, interrupt, lines_table, write_report
+from engine import Line, interrupt, lines_table, scribe_executable, write_report
 from scribe.actions import FileContext, linking
 from scribe.notes import Linker, NoteIndex, find_links, protected_spans
 from scribe.notes import linker as linker_module
@@ -444,7 +444,7 @@ def links_section(cfg: Config, scratch: Path, console: Console) -> Section:
 
 # -- check_links and wikilink_step: the actions through the real command -------------------
 
-SCRIBE = str(Path(sys.executable).with_name("scribe"))
+SCRIBE = scribe_executable()
 CHECK_RULES = 'rules:\n  - id: links\n    paths: ["**/*.md"]\n    do:\n      - check_links: {}\n'
 #: Every generated note has frontmatter, so this step visits each and changes nothing.
 IDLE_RULES = (
