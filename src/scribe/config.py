@@ -107,6 +107,44 @@ class Settings(BaseSettings):
         description="record every change in .scribe/journal.db; off also means no crash "
         "recovery or catch-up at start",
     )
+    journal_url: str | None = Field(
+        None,
+        description="where the journal lives: unset for .scribe/journal.db (SQLite), or "
+        "postgresql://USER@HOST:PORT/DB for one PostgreSQL journal that many processes share",
+    )
+    bus: str | None = Field(
+        None,
+        description="unset: events stay in this process; nats://HOST:PORT (tls:// for TLS) "
+        "carries them through NATS JetStream to scribe worker processes",
+    )
+    bus_shards: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="subjects the bus spreads events over, by a hash of the path: one "
+        "file's events always share one, so they stay in order",
+    )
+    max_deliveries: int = Field(
+        5, ge=1, le=100, description="deliveries of one bus event before it is quarantined"
+    )
+    bus_cert: str | None = Field(
+        None, description="client certificate (PEM) presented to the bus (mutual TLS)"
+    )
+    bus_key: str | None = Field(None, description="private key (PEM) of bus_cert")
+    bus_ca: str | None = Field(
+        None, description="CA certificate (PEM) the bus server's certificate must chain to"
+    )
+    tls_cert: str | None = Field(
+        None,
+        description="certificate (PEM) of the HTTP endpoints and of scribe mcp --http; "
+        "set with tls_key, they serve HTTPS",
+    )
+    tls_key: str | None = Field(None, description="private key (PEM) of tls_cert")
+    tls_client_ca: str | None = Field(
+        None,
+        description="CA certificate (PEM): HTTPS clients must present a certificate it "
+        "signed (mutual TLS)",
+    )
     breaker_failures: int = Field(
         5, ge=1, description="failures in a row after which a rule is set aside for a while"
     )
