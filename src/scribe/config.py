@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="processes planning ahead in scribe run, check and plan over 500 files "
-        "or more; default: one per CPU but one; 0: plan in one process",
+        "or more; default: one per CPU (none on one CPU); 0: plan in one process",
     )
     max_batch: int = Field(
         64,
