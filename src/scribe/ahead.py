@@ -139,6 +139,11 @@ class PlanPool:
             return None
         return cls(engine, batches, processes)
 
+    @property
+    def running(self) -> bool:
+        """Whether it still plans (not stopped, no worker lost)."""
+        return self._pool is not None
+
     def take(self, index: int) -> dict[str, Ahead]:
         """The plans made for batch ``index`` (waits for them); empty once stopped."""
         if self._pool is None:

@@ -193,35 +193,36 @@ def _apply_once(
         return engine.handle_many([engine.scan_event(rel) for rel in batch], ahead)
 
     seen = written = 0
-    with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
-        task = progress.add_task(label, total=len(files))
+    try:
+        with _progress(len(files)) as progress, ThreadPoolExecutor(workers) as pool:
+            task = progress.add_task(label, total=len(files))
 
-        def account(done: list[Outcome]) -> list[Outcome]:
-            nonlocal seen, written
-            seen, written = seen + len(done), written + _rewritten(done)
-            progress.advance(task, len(done))
-            return done
+            def account(done: list[Outcome]) -> list[Outcome]:
+                nonlocal seen, written
+                seen, written = seen + len(done), written + _rewritten(done)
+                progress.advance(task, len(done))
+                return done
 
-        running: deque[Future[list[Outcome]]] = deque()
-        for number, batch in enumerate(batches):
-            if planner is not None:
-                done = handle(batch, planner.take(number))
-                if not engine.dry_run and any(o.touched_files for o in done):
-                    planner.stop()  # what it planned may read what just changed
-                    planner = None
-                yield from account(done)
-                continue
-            writing = not seen or written * 10 >= seen  # a tenth or more rewritten
-            if writing:
-                running.append(pool.submit(handle, batch))
-            while running and (not writing or len(running) >= workers):
-                yield from account(running.popleft().result())
-            if not writing:
-                yield from account(handle(batch))
-        for future in running:
-            yield from account(future.result())
-    if planner is not None:
-        planner.stop()
+            running: deque[Future[list[Outcome]]] = deque()
+            for number, batch in enumerate(batches):
+                if planner is not None and planner.running:
+                    done = handle(batch, planner.take(number))
+                    if not engine.dry_run and any(o.touched_files for o in done):
+                        planner.stop()  # what it planned may read what just changed
+                    yield from account(done)
+                    continue
+                writing = not seen or written * 10 >= seen  # a tenth or more rewritten
+                if writing:
+                    running.append(pool.submit(handle, batch))
+                while running and (not writing or len(running) >= workers):
+                    yield from account(running.popleft().result())
+                if not writing:
+                    yield from account(handle(batch))
+            for future in running:
+                yield from account(future.result())
+    finally:  # also when the caller stops early (an error, Ctrl-C)
+        if planner is not None:
+            planner.stop()
 
 
 def _rewritten(outcomes: Sequence[Outcome]) -> int:
