@@ -27,6 +27,7 @@ from rich.text import Text
 from scribe import __version__, quarantine, records
 from scribe.actions.effects import WriteFile
 from scribe.ahead import Ahead, PlanPool, default_processes
+from scribe.certs_cli import app as certs_app
 from scribe.config import (
     STATE_DIR,
     Loaded,
@@ -385,6 +386,7 @@ def check(
 rules_app = typer.Typer(help="List, validate, enable and disable the rules.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(certs_app, name="certs")
 
 
 @rules_app.callback(invoke_without_command=True)
