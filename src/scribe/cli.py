@@ -845,6 +845,7 @@ def mcp_command(
     from scribe.mcp.server import build_server, run_stdio
     from scribe.observe import logs
     from scribe.observe.server import parse_listen
+    from scribe.tls import server_context
 
     logs.configure(log_level.lower(), json=True)  # stderr only: stdout is the protocol's
     bases = [r.resolve() for r in roots] if roots else [find_root(Path.cwd())]
@@ -861,12 +862,13 @@ def mcp_command(
             raise typer.BadParameter("give a port other than 0", param_hint="--http")
     settings = load_settings(bases[0])  # the HTTP settings are the first root's
     token = _mcp_token(bases[0], settings, token_file) if address else None
+    tls = server_context(settings, bases[0]) if address else None
     server, door = build_server(bases)
     try:
         if address is None:
             run_stdio(server)
         else:
-            run_http(server, address[0], address[1], token, settings.mcp_allowed_hosts)
+            run_http(server, address[0], address[1], token, settings.mcp_allowed_hosts, tls)
     finally:
         door.close()
 

@@ -182,13 +182,16 @@ class WatchService:
         if self.settings.listen.strip().lower() == "off":
             return None
         from scribe.observe.server import OpsServer
+        from scribe.tls import server_context
 
+        tls = server_context(self.settings, self.root)  # a TLS mistake is an error, always
         try:
             server = OpsServer(
                 self.settings.listen,
                 ready=self.not_ready,
                 status=self.status,
                 token=self.settings.status_token,
+                tls=tls,
             )
         except ScribeError as exc:
             if self._listen_given:

@@ -1,11 +1,13 @@
 """The streamable HTTP transport: Host and Origin checked against the address
 served (no DNS rebinding), and a bearer token required whenever one is set, and
-always beyond loopback."""
+always beyond loopback. Over HTTPS, and with client certificates, when given the
+TLS context the settings ask for (``scribe.tls``)."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -85,9 +87,27 @@ def http_app(
 
 
 def run_http(
-    app: MCPServer[Any], host: str, port: int, token: str | None, allowed: Sequence[str] = ()
+    app: MCPServer[Any],
+    host: str,
+    port: int,
+    token: str | None,
+    allowed: Sequence[str] = (),
+    tls: ssl.SSLContext | None = None,
 ) -> None:
+    """Serve ``app`` on ``host:port`` until stopped; HTTPS with ``tls``."""
     import uvicorn
 
     asgi = http_app(app, host, port, token, allowed)
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
+    uvicorn.run(
+        asgi,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ssl_context_factory=_given(tls) if tls is not None else None,
+    )
+
+
+def _given(tls: ssl.SSLContext) -> Callable[..., ssl.SSLContext]:
+    """A uvicorn context factory that hands over the context already built."""
+    return lambda _config, _default: tls

@@ -2,7 +2,9 @@
 ``/healthz`` and ``/readyz`` for probes, ``/status`` for people.
 
 A stdlib ``ThreadingHTTPServer`` in a daemon thread: the endpoints are few and small,
-and a framework would be a heavier dependency than everything they serve.
+and a framework would be a heavier dependency than everything they serve. Given a
+TLS context (``scribe.tls``), it serves HTTPS, with client certificates if the
+context asks for them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -55,7 +58,7 @@ class OpsServer:
     process is not ready (nothing: ready) and ``status`` what ``/status`` shows;
     both are called from request threads. With a ``token``, ``/status`` needs
     ``Authorization: Bearer <token>``; the other endpoints stay open for Prometheus
-    and probes.
+    and probes. With ``tls``, every connection is TLS first.
     """
 
     def __init__(
@@ -65,11 +68,12 @@ class OpsServer:
         ready: Callable[[], list[str]],
         status: Callable[[], dict[str, Any]],
         token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         host, port = parse_listen(listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._httpd = _HTTPServer((host, port), family, ready, status, token)
+            self._httpd = _HTTPServer((host, port), family, ready, status, token, tls)
         except OSError as exc:
             reason = _reason(exc)
             raise ScribeError(
@@ -136,12 +140,23 @@ class _HTTPServer(ThreadingHTTPServer):
         ready: Callable[[], list[str]],
         status: Callable[[], dict[str, Any]],
         token: str | None,
+        tls: ssl.SSLContext | None,
     ) -> None:
         self.address_family = family
         self.ready = ready
         self.status = status
         self.token = token
+        self.tls = tls
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, client = super().get_request()
+        if self.tls is None:
+            return connection, client
+        # The handshake waits for the first read, in the request's own thread: done
+        # here, one slow or silent client would hold up every other.
+        secure = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return secure, client
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind also looks up the host's FQDN, which can stall on DNS.
