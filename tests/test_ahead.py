@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cli_helpers import scribe
-from scribe.ahead import MIN_FILES, Ahead
+from scribe.ahead import MIN_FILES
 from scribe.config import Settings
 from scribe.engine import Engine, Status
 from scribe.files import read_text
+from scribe.plan import Ahead
 from scribe.rules.load import parse_rules
 from scribe.startup import build_engine
 
@@ -134,6 +135,40 @@ def test_a_rewrite_stops_planning_ahead_so_later_plans_read_it(tmp_path: Path) -
         assert "aliases: Nick" in (root / "alias-me.md").read_text()
         results[processes] = (tree(root), sorted(done.stderr.splitlines()))
     assert results[1] == results[0]
+
+
+SELF_CONTAINED_ROLE = ROLE.replace(
+    '"Notes which process planned the file.")',
+    '"Notes which process planned the file.", self_contained=True)',
+)
+REWRITE = """
+rules:
+  - id: reword
+    paths: ["m/n*55.md"]
+    do: [{replace: {pattern: "see ", with: "look at "}}]
+  - id: role
+    paths: ["**/*.md"]
+    do: [{role: {}}]
+"""
+
+
+def test_a_few_rewrites_by_self_contained_rules_leave_the_planning_to_the_worker(
+    tmp_path: Path,
+) -> None:
+    trees = {}
+    for processes in (1, 0):
+        root = knowledge_base(tmp_path / f"p{processes}", REWRITE, processes,
+                              role=SELF_CONTAINED_ROLE)  # fmt: skip
+        log = tmp_path / f"roles-{processes}.txt"
+        done = scribe("run", cwd=root, env={"ROLE_LOG": str(log)})
+        assert done.returncode == 0, done.stderr
+        assert f"{NOTES // 100} rewritten" in done.stderr  # one in a hundred
+        roles = [line.split()[0] for line in log.read_text().splitlines()]
+        assert set(roles) == {"worker" if processes else "engine"}
+        trees[processes] = tree(root)
+    reworded = {path for path, text in trees[1].items() if b"look at [[" in text}
+    assert reworded == {path for path in trees[1] if path.endswith("55.md")}
+    assert trees[1] == trees[0]
 
 
 UPPER_RULES = """

@@ -13,9 +13,13 @@ A plan made ahead fits while
 * the file has the content the worker read;
 * the restamp decision is the same (it depends on what Scribe last saw there);
 * no rule is held back for the file (quarantined, or its breaker open);
-* nothing has been changed by the run since the workers started: a rewrite or an
-  effect can change what other files' plans read (the note index, a template), so
-  the pool stops at the first one and the engine plans the rest itself.
+* nothing the run did since the workers started can have changed what other
+  files' plans read: an effect beyond a finding (a command, a write elsewhere, a
+  rename) can change anything, and a rewrite can change what a rule that looks
+  beyond its own file reads (the note index, a schema). The pool stops at the
+  first such outcome and the engine plans the rest itself. A rewrite by rules
+  that are all ``self_contained`` (set, replace, ensure_frontmatter...) stops
+  nothing, so a run that stamps every file is still planned ahead.
 """
 
 from __future__ import annotations
@@ -23,19 +27,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
 
-from scribe.actions.effects import Effect
-from scribe.plan import Failure, Plan, Planned
-
-if TYPE_CHECKING:
-    from scribe.engine import Engine
-    from scribe.files import TextFile
-    from scribe.rules.match import CompiledRule
+from scribe.actions import self_contained
+from scribe.engine import Engine, Outcome, Status
+from scribe.plan import Ahead
 
 log = logging.getLogger("scribe")
 
@@ -49,65 +46,6 @@ def default_processes() -> int:
     10,000 notes on two CPUs: 3.7-4.1 s with two workers, 4.1-4.5 s with one)."""
     cpus = os.cpu_count() or 1
     return cpus if cpus > 1 else 0
-
-
-@dataclass(frozen=True)
-class Ahead:
-    """A plan made in another process, in a form that crosses over: each effect
-    names its step by rule id and position, not by the step object."""
-
-    sha256: str
-    time: datetime  # the plan's frozen now()
-    may_restamp: bool
-    new_text: str | None  # None: the text stays as it is
-    rules: tuple[str, ...]
-    matched: tuple[str, ...]
-    failures: tuple[Failure, ...]
-    effects: tuple[tuple[str, int, Effect], ...]
-
-    @classmethod
-    def of(
-        cls, plan: Plan, time: datetime, may_restamp: bool, rules: Sequence[CompiledRule]
-    ) -> Ahead:
-        steps = {rule.id: rule.steps for rule in rules}
-        return cls(
-            sha256=plan.base_sha256,
-            time=time,
-            may_restamp=may_restamp,
-            new_text=plan.new_text if plan.changed else None,
-            rules=plan.rules,
-            matched=plan.matched,
-            failures=plan.failures,
-            effects=tuple(
-                (p.rule, next(i for i, s in enumerate(steps[p.rule]) if s is p.step), p.effect)
-                for p in plan.effects
-            ),
-        )
-
-    def fits(self, file: TextFile, may_restamp: bool, skip: Collection[str]) -> bool:
-        """Whether this is the plan the engine would make of ``file`` now."""
-        return self.sha256 == file.sha256 and self.may_restamp == may_restamp and not skip
-
-    def plan(self, file: TextFile, rules: Sequence[CompiledRule]) -> Plan | None:
-        """The plan, with the engine's own steps; None if one of its rules is not
-        among ``rules``."""
-        steps = {rule.id: rule.steps for rule in rules}
-        if not steps.keys() >= {*self.matched, *self.rules}:
-            return None
-        try:
-            effects = tuple(Planned(r, steps[r][i], effect) for r, i, effect in self.effects)
-        except (KeyError, IndexError):
-            return None
-        return Plan(
-            file.rel,
-            file.sha256,
-            file.text,
-            file.text if self.new_text is None else self.new_text,
-            self.rules,
-            self.matched,
-            self.failures,
-            effects,
-        )
 
 
 class PlanPool:
@@ -127,6 +65,12 @@ class PlanPool:
         self._futures: list[Future[dict[str, Ahead]]] = [
             self._pool.submit(_plan_batch, list(batch)) for batch in batches
         ]
+        self._dry_run = engine.dry_run
+        # A rewrite changes what other files' plans read only through a rule whose
+        # steps look beyond their own file (links, indexes, plug-ins).
+        self._rewrites_matter = not all(
+            self_contained(step.action) for rule in engine.rules for step in rule.steps
+        )
 
     @classmethod
     def for_run(
@@ -154,6 +98,17 @@ class PlanPool:
             log.warning("planning ahead stopped (%s: %s); planning here", type(exc).__name__, exc)
             self.stop()
             return {}
+
+    def outdated_by(self, outcomes: Sequence[Outcome]) -> bool:
+        """Whether handling ``outcomes`` may have changed what plans made ahead read:
+        effects beyond findings always may (a command, a write elsewhere, a
+        rename); a rewrite only when some rule looks beyond its own file."""
+        if self._dry_run:
+            return False
+        return any(
+            o.ran_effects or (self._rewrites_matter and o.status is Status.WRITTEN)
+            for o in outcomes
+        )
 
     def stop(self) -> None:
         """Stop planning: batches not started are dropped."""

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from scribe import __version__, quarantine, records
 from scribe.actions.effects import WriteFile
-from scribe.ahead import Ahead, PlanPool, default_processes
+from scribe.ahead import PlanPool, default_processes
 from scribe.certs_cli import app as certs_app
 from scribe.config import (
     STATE_DIR,
@@ -52,7 +52,7 @@ from scribe.journal.entry import (
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.observe import tracing
-from scribe.plan import Plan
+from scribe.plan import Ahead, Plan
 from scribe.plugins_cli import app as plugins_app
 from scribe.progress import progress_bar
 from scribe.recovery import finish_open_work
@@ -175,12 +175,12 @@ def _apply_once(
     """Handle each file once, in order of ``files``, in batches (their writes share a
     journal commit).
 
-    Until the run changes something, worker processes plan the batches ahead
-    (``scribe.ahead``). While files are being rewritten, batches run on
-    ``workers`` threads, which overlap one batch's disk waits (fsync) with the
-    planning of the next. While they are not, one thread is faster: threads that
-    only read and plan contend for the interpreter lock and slow each other down
-    several times over.
+    While few files are rewritten, and nothing has happened that their plans may
+    read, worker processes plan the batches ahead (``scribe.ahead``). While many
+    files are being rewritten, batches run on ``workers`` threads, which overlap
+    one batch's disk waits (fsync) with the planning of the next. Otherwise one
+    thread is faster: threads that only read and plan contend for the
+    interpreter lock and slow each other down several times over.
     """
     workers = settings.workers
     size = max(1, min(settings.max_batch, -(-len(files) // (workers * 4))))
@@ -208,9 +208,11 @@ def _apply_once(
             for number, batch in enumerate(batches):
                 if planner is not None and planner.running:
                     done = handle(batch, planner.take(number))
-                    if not engine.dry_run and any(o.touched_files for o in done):
-                        planner.stop()  # what it planned may read what just changed
                     yield from account(done)
+                    # Its plans may read what just changed; or the run has turned into
+                    # a run of rewrites, whose syncs the threads below overlap instead.
+                    if planner.outdated_by(done) or written * 10 >= seen:
+                        planner.stop()
                     continue
                 writing = not seen or written * 10 >= seen  # a tenth or more rewritten
                 if writing:

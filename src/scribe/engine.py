@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from scribe import records
 from scribe.actions.effects import Finding
-from scribe.ahead import Ahead
 from scribe.breaker import Breakers
 from scribe.confinement import Confinement
 from scribe.effect_runner import DEFAULT_MAX_DEPTH, EffectRunner
@@ -44,7 +43,7 @@ from scribe.frontmatter import mask
 from scribe.journal.entry import JournalUnavailable, NewEntry
 from scribe.journal.writer import JournalWriter
 from scribe.observe import tracing
-from scribe.plan import Failure, Plan, plan_file
+from scribe.plan import Ahead, Failure, Plan, plan_file
 from scribe.quarantine import Held, release, released
 from scribe.rules.match import CompiledRule
 from scribe.state import Seen, State
@@ -105,11 +104,9 @@ class Outcome:
         return (*(self.plan.failures if self.plan else ()), *self.effect_failures)
 
     @property
-    def touched_files(self) -> bool:
-        """Whether handling it may have changed files: a rewrite, or effects other
-        than findings (which are only told)."""
-        if self.status is Status.WRITTEN:
-            return True
+    def ran_effects(self) -> bool:
+        """Whether its plan had effects beyond findings (which are only told): a
+        command, a write to another file, a rename, an event."""
         effects = self.plan.effects if self.plan is not None else ()
         return any(not isinstance(p.effect, Finding) for p in effects)
 

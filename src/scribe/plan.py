@@ -24,6 +24,7 @@ from scribe.frontmatter import FrontmatterError, parse
 from scribe.rules.match import CompiledRule, Step
 
 if TYPE_CHECKING:
+    from scribe.files import TextFile
     from scribe.notes.index import NoteIndex
 
 
@@ -73,6 +74,65 @@ class Plan:
     def diff(self) -> str:
         """Unified diff from the planned-from text to the new text."""
         return unified_diff(self.path, self.old_text, self.new_text)
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A plan made in another process (``scribe.ahead``), in a form that crosses
+    over: each effect names its step by rule id and position, not by the step object."""
+
+    sha256: str
+    time: datetime  # the plan's frozen now()
+    may_restamp: bool
+    new_text: str | None  # None: the text stays as it is
+    rules: tuple[str, ...]
+    matched: tuple[str, ...]
+    failures: tuple[Failure, ...]
+    effects: tuple[tuple[str, int, Effect], ...]
+
+    @classmethod
+    def of(
+        cls, plan: Plan, time: datetime, may_restamp: bool, rules: Sequence[CompiledRule]
+    ) -> Ahead:
+        steps = {rule.id: rule.steps for rule in rules}
+        return cls(
+            sha256=plan.base_sha256,
+            time=time,
+            may_restamp=may_restamp,
+            new_text=plan.new_text if plan.changed else None,
+            rules=plan.rules,
+            matched=plan.matched,
+            failures=plan.failures,
+            effects=tuple(
+                (p.rule, next(i for i, s in enumerate(steps[p.rule]) if s is p.step), p.effect)
+                for p in plan.effects
+            ),
+        )
+
+    def fits(self, file: TextFile, may_restamp: bool, skip: Collection[str]) -> bool:
+        """Whether this is the plan the engine would make of ``file`` now."""
+        return self.sha256 == file.sha256 and self.may_restamp == may_restamp and not skip
+
+    def plan(self, file: TextFile, rules: Sequence[CompiledRule]) -> Plan | None:
+        """The plan, with the engine's own steps; None if one of its rules is not
+        among ``rules``."""
+        steps = {rule.id: rule.steps for rule in rules}
+        if not steps.keys() >= {*self.matched, *self.rules}:
+            return None
+        try:
+            effects = tuple(Planned(r, steps[r][i], effect) for r, i, effect in self.effects)
+        except (KeyError, IndexError):
+            return None
+        return Plan(
+            file.rel,
+            file.sha256,
+            file.text,
+            file.text if self.new_text is None else self.new_text,
+            self.rules,
+            self.matched,
+            self.failures,
+            effects,
+        )
 
 
 def unified_diff(path: str, old: str, new: str) -> str:

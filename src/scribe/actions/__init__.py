@@ -120,6 +120,14 @@ def stamps_of(action: Action, params: Any) -> tuple[str, ...]:
     return tuple(stamps(params)) if callable(stamps) else ()
 
 
+def self_contained(action: Action) -> bool:
+    """Whether ``action``'s result depends on its own file alone (text, path, time,
+    captures), never on other files: then rewriting another file cannot change it.
+    An action says so with ``self_contained = True``; one that does not is assumed
+    to look around (through ``file.notes``, or at the disk)."""
+    return getattr(action, "self_contained", False) is True
+
+
 @dataclass(frozen=True)
 class Content:
     """A content action made of a parameter model and a pure function."""
@@ -130,6 +138,8 @@ class Content:
     summary: str
     #: Fields the step writes with a value that changes every run (``now()``).
     stamps: Callable[[Any], tuple[str, ...]] = lambda _params: ()
+    #: The result depends on the file alone (see ``self_contained``).
+    self_contained: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,5 +170,6 @@ __all__ = [
     "Effects",
     "FileContext",
     "is_content",
+    "self_contained",
     "stamps_of",
 ]

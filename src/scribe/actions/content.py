@@ -178,6 +178,7 @@ def plan_ensure(ctx: FileContext, p: EnsureParams) -> str:
     return fm.ensure({k: _field_value(ctx, v) for k, v in missing.items()})
 
 
+#: Each depends on its own file alone: rewriting another file never changes them.
 BUILTINS = (
     Content(
         "set",
@@ -185,24 +186,42 @@ BUILTINS = (
         plan_set,
         "Set a frontmatter field (creating the block if needed).",
         stamps=lambda p: (p.field,) if _is_volatile(p.value) else (),
+        self_contained=True,
     ),
-    Content("remove", RemoveParams, plan_remove, "Remove frontmatter fields."),
+    Content("remove", RemoveParams, plan_remove, "Remove frontmatter fields.", self_contained=True),
     Content(
-        "rename_field", RenameParams, plan_rename, "Rename a frontmatter field, keeping its value."
+        "rename_field",
+        RenameParams,
+        plan_rename,
+        "Rename a frontmatter field, keeping its value.",
+        self_contained=True,
     ),
     Content(
-        "replace", ReplaceParams, plan_replace, "Regex search and replace in the body (or all)."
+        "replace",
+        ReplaceParams,
+        plan_replace,
+        "Regex search and replace in the body (or all).",
+        self_contained=True,
     ),
     Content(
-        "append", TextParams, plan_append, "Append text to the body unless it already ends so."
+        "append",
+        TextParams,
+        plan_append,
+        "Append text to the body unless it already ends so.",
+        self_contained=True,
     ),
     Content(
-        "prepend", TextParams, plan_prepend, "Prepend text to the body unless it already starts so."
+        "prepend",
+        TextParams,
+        plan_prepend,
+        "Prepend text to the body unless it already starts so.",
+        self_contained=True,
     ),
     Content(
         "ensure_frontmatter",
         EnsureParams,
         plan_ensure,
         "Create the frontmatter block if missing; add missing default fields.",
+        self_contained=True,
     ),
 )
