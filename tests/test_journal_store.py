@@ -1,4 +1,9 @@
-"""The journal store: a hash chain on disk that notices any edit, and finds entries fast."""
+"""The journal store: a hash chain on disk that notices any edit, and finds entries fast.
+
+Every test that holds for any store runs against both, SQLite and PostgreSQL (a
+real server, see ``pg_helpers``); what only one of them has (the SQLite head file,
+its migrations and text index) is tested here for SQLite and in
+``test_journal_postgres.py`` for PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,13 +14,18 @@ import re
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 import scribe.journal
+from pg_helpers import PostgresServer, shared_postgres
 from scribe.errors import ScribeError
 from scribe.journal import Entry, JournalError, NewEntry, Query, SqliteJournal
 from scribe.journal.entry import (
@@ -26,9 +36,11 @@ from scribe.journal.entry import (
     RULE_MATCHED,
     WORK_DONE,
     WORK_PENDING,
+    Journal,
     JournalUnavailable,
 )
 from scribe.journal.head import SLOT
+from scribe.journal.postgres import PostgresJournal
 from scribe.journal.schema import SCHEMA_VERSION
 from scribe.journal.writer import JournalWriter
 
@@ -65,6 +77,101 @@ def fill(db: Path, count: int) -> list[Entry]:
         return [store.append([written(i)])[0] for i in range(count)]
 
 
+@pytest.fixture(scope="session")
+def postgres(request: pytest.FixtureRequest) -> PostgresServer:
+    return shared_postgres(request)
+
+
+class Raw:
+    """A store's database as an attacker sees it: plain SQL with ``?`` placeholders."""
+
+    def __init__(self, sqlite: Path | None = None, url: str | None = None) -> None:
+        self._sqlite = sqlite3.connect(sqlite, isolation_level=None) if sqlite else None
+        self._pg = (
+            psycopg.connect(url, autocommit=True, options="-c search_path=scribe,public")
+            if url
+            else None
+        )
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._sqlite is not None:
+            return self._sqlite.execute(sql, params).fetchall()
+        assert self._pg is not None
+        cur = self._pg.execute(sql.replace("?", "%s"), params)
+        return cur.fetchall() if cur.description else []
+
+    def drop_triggers(self) -> None:
+        for name in ("entries_no_update", "entries_no_delete"):
+            on = " ON entries" if self._pg is not None else ""
+            self.rows(f"DROP TRIGGER {name}{on}")
+
+    def close(self) -> None:
+        for conn in (self._sqlite, self._pg):
+            if conn is not None:
+                conn.close()
+
+
+@dataclass
+class Backend:
+    """One kind of store, made fresh for a test: how to open it and reach behind it."""
+
+    name: str
+    open: Callable[..., Journal]
+    raw: Callable[[], Raw]
+    #: What the store says when its database refuses writes.
+    read_only_words: str
+    #: The SQLite store's database file.
+    db: Path | None = None
+
+    @contextmanager
+    def holding_the_write_lock(self) -> Iterator[Callable[[], None]]:
+        """Another process in the middle of an append; yields the function that ends it."""
+        raw = self.raw()
+        if self.name == "sqlite":
+            raw.rows("BEGIN IMMEDIATE")
+        else:
+            raw.rows("BEGIN")
+            raw.rows("SELECT seq FROM head FOR UPDATE")
+
+        def release() -> None:
+            raw.rows("ROLLBACK")
+
+        try:
+            yield release
+        finally:
+            raw.close()
+
+
+def _backend(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
+    if name == "sqlite":
+        db = tmp_path / "journal.db"
+        return Backend(
+            name,
+            lambda **options: SqliteJournal(db, **options),
+            lambda: Raw(sqlite=db),
+            "readonly",
+            db,
+        )
+    url = request.getfixturevalue("postgres").new_database()
+    return Backend(
+        name,
+        lambda **options: PostgresJournal(url, **options),
+        lambda: Raw(url=url),
+        "read-only transaction",
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return _backend(request.param, tmp_path, request)
+
+
+def fill_store(backend: Backend, count: int) -> list[Entry]:
+    """``count`` entries, one transaction each."""
+    with backend.open() as store:
+        return [store.append([written(i)])[0] for i in range(count)]
+
+
 def raw(db: Path) -> sqlite3.Connection:
     """The database as an attacker sees it: plain SQL, triggers dropped."""
     conn = sqlite3.connect(db, isolation_level=None)
@@ -88,9 +195,8 @@ def test_public_surface_is_pinned() -> None:
     ]
 
 
-def test_entries_form_a_chain_of_canonical_json_hashes(tmp_path: Path) -> None:
-    db = tmp_path / "journal.db"
-    with SqliteJournal(db) as store:
+def test_entries_form_a_chain_of_canonical_json_hashes(backend: Backend) -> None:
+    with backend.open() as store:
         first = store.append([NewEntry("engine.started", "scribe", message="watching")])
         batch = store.append([written(1), written(2, "ünï/çødé.md")])
     entries = first + batch
@@ -104,7 +210,7 @@ def test_entries_form_a_chain_of_canonical_json_hashes(tmp_path: Path) -> None:
         assert entry.hash == hashlib.sha256(spelled.encode()).hexdigest()
         assert Entry.from_json(entry.to_json()) == entry
     assert "ünï/çødé.md" in entries[2].to_json()  # UTF-8, not \\u escapes
-    with SqliteJournal(db) as again:  # the chain survives a reopen
+    with backend.open() as again:  # the chain survives a reopen
         assert [again.get(e.seq) for e in entries] == entries
         assert again.head() == entries[-1]
         assert again.count() == 3
@@ -128,58 +234,60 @@ def test_an_entry_that_cannot_be_journaled_is_refused_before_any_batch() -> None
     assert entry.payload == {"files": ["a.md"]}
 
 
-def test_sql_cannot_change_or_delete_entries(tmp_path: Path) -> None:
-    db = tmp_path / "journal.db"
-    fill(db, 3)
-    conn = sqlite3.connect(db)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only: entries cannot be changed"):
-        conn.execute("UPDATE entries SET message = 'nothing happened' WHERE seq = 2")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only: entries cannot be deleted"):
-        conn.execute("DELETE FROM entries WHERE seq = 3")
+def test_sql_cannot_change_or_delete_entries(backend: Backend) -> None:
+    fill_store(backend, 3)
+    conn = backend.raw()
+    refused = (sqlite3.DatabaseError, psycopg.Error)
+    with pytest.raises(refused, match="append-only: entries cannot be changed"):
+        conn.rows("UPDATE entries SET message = 'nothing happened' WHERE seq = 2")
+    with pytest.raises(refused, match="append-only: entries cannot be deleted"):
+        conn.rows("DELETE FROM entries WHERE seq = 3")
     conn.close()
-    with SqliteJournal(db) as store:
+    with backend.open() as store:
         assert store.count() == 3
         assert store.verify().ok
 
 
-def _edit(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE entries SET message = 'nothing to see' WHERE seq = 5")
+ENTRY_FIELDS = list(Entry.__dataclass_fields__)
 
 
-def _edit_payload(conn: sqlite3.Connection) -> None:
-    conn.execute("""UPDATE entries SET payload = '{"round":4,"rule":"other"}' WHERE seq = 5""")
+def _edit(conn: Raw) -> None:
+    conn.rows("UPDATE entries SET message = 'nothing to see' WHERE seq = 5")
 
 
-def _delete(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM entries WHERE seq = 5")
+def _edit_payload(conn: Raw) -> None:
+    conn.rows("""UPDATE entries SET payload = '{"round":4,"rule":"other"}' WHERE seq = 5""")
 
 
-def _reorder(conn: sqlite3.Connection) -> None:
+def _delete(conn: Raw) -> None:
+    conn.rows("DELETE FROM entries WHERE seq = 5")
+
+
+def _reorder(conn: Raw) -> None:
     # Swap the contents of entries 5 and 6, leaving each seq in place.
-    conn.execute("UPDATE entries SET seq = -5 WHERE seq = 5")
-    conn.execute("UPDATE entries SET seq = 5 WHERE seq = 6")
-    conn.execute("UPDATE entries SET seq = 6 WHERE seq = -5")
+    conn.rows("UPDATE entries SET seq = -5 WHERE seq = 5")
+    conn.rows("UPDATE entries SET seq = 5 WHERE seq = 6")
+    conn.rows("UPDATE entries SET seq = 6 WHERE seq = -5")
 
 
-def _truncate(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM entries WHERE seq > 8")
+def _truncate(conn: Raw) -> None:
+    conn.rows("DELETE FROM entries WHERE seq > 8")
 
 
-def _rewrite(conn: sqlite3.Connection) -> None:
+def _rewrite(conn: Raw) -> None:
     """Change entry 5 and recompute every hash after it: a valid chain, but not ours."""
-    conn.execute("UPDATE entries SET message = 'rewritten' WHERE seq = 5")
-    prev = conn.execute("SELECT hash FROM entries WHERE seq = 4").fetchone()[0]
-    for (seq,) in conn.execute("SELECT seq FROM entries WHERE seq >= 5 ORDER BY seq").fetchall():
-        conn.execute("UPDATE entries SET prev_hash = ? WHERE seq = ?", (prev, seq))
-        row = conn.execute("SELECT * FROM entries WHERE seq = ?", (seq,)).fetchone()
-        names = [d[0] for d in conn.execute("SELECT * FROM entries LIMIT 0").description]
-        body = dict(zip(names, row, strict=True))
+    conn.rows("UPDATE entries SET message = 'rewritten' WHERE seq = 5")
+    prev = conn.rows("SELECT hash FROM entries WHERE seq = 4")[0][0]
+    for (seq,) in conn.rows("SELECT seq FROM entries WHERE seq >= 5 ORDER BY seq"):
+        conn.rows("UPDATE entries SET prev_hash = ? WHERE seq = ?", (prev, seq))
+        (row,) = conn.rows(f"SELECT {', '.join(ENTRY_FIELDS)} FROM entries WHERE seq = ?", (seq,))
+        body = dict(zip(ENTRY_FIELDS, row, strict=True))
         body["payload"] = json.loads(body["payload"])
         del body["hash"]
         prev = hashlib.sha256(
             json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         ).hexdigest()
-        conn.execute("UPDATE entries SET hash = ? WHERE seq = ?", (prev, seq))
+        conn.rows("UPDATE entries SET hash = ? WHERE seq = ?", (prev, seq))
 
 
 @pytest.mark.parametrize(
@@ -189,26 +297,26 @@ def _rewrite(conn: sqlite3.Connection) -> None:
         (_edit_payload, 5, "entry 5 was changed"),
         (_delete, 5, "entry 5 is missing"),
         (_reorder, 5, "entry 5 does not follow entry 4"),
-        (_truncate, 9, "ends at entry 8 but journal.head records entry 10"),
-        (_rewrite, 10, "entry 10 is not the one journal.head records"),
+        (_truncate, 9, r"ends at entry 8 but (journal|scribe)\.head records entry 10"),
+        (_rewrite, 10, r"entry 10 is not the one (journal|scribe)\.head records"),
     ],
     ids=["edit", "edit-payload", "delete", "reorder", "truncate", "rewrite-all-hashes"],
 )
 def test_verify_names_the_first_entry_tampered_with(
-    tmp_path: Path, tamper: Callable[[sqlite3.Connection], None], bad_seq: int, words: str
+    backend: Backend, tamper: Callable[[Raw], None], bad_seq: int, words: str
 ) -> None:
-    db = tmp_path / "journal.db"
-    fill(db, 10)
-    with SqliteJournal(db) as store:
+    fill_store(backend, 10)
+    with backend.open() as store:
         assert store.verify().ok
-    conn = raw(db)
+    conn = backend.raw()
+    conn.drop_triggers()
     tamper(conn)
     conn.close()
-    with SqliteJournal(db) as store:
+    with backend.open() as store:
         report = store.verify()
     assert not report.ok
     assert report.first_bad_seq == bad_seq
-    assert words in report.problem
+    assert re.search(words, report.problem)
 
 
 def test_the_head_file_may_lag_behind_but_not_lie(tmp_path: Path) -> None:
@@ -284,8 +392,8 @@ def test_a_version_1_journal_is_migrated_forward(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_text_search_sees_entries_appended_since_the_last_indexing(tmp_path: Path) -> None:
-    with SqliteJournal(tmp_path / "journal.db") as store:
+def test_text_search_sees_entries_appended_since_the_last_indexing(backend: Backend) -> None:
+    with backend.open() as store:
         store.append([NewEntry("note", "user", message="alpha one")])
         assert [e.message for e in store.query(Query(text="alpha"))] == ["alpha one"]
         store.append([NewEntry("note", "user", message="alpha two")])  # not indexed yet
@@ -293,15 +401,18 @@ def test_text_search_sees_entries_appended_since_the_last_indexing(tmp_path: Pat
         assert store.index_text() == 0  # the query brought it up to date
 
 
-@pytest.fixture
-def sample(tmp_path: Path) -> Iterator[tuple[SqliteJournal, list[Entry]]]:
-    """300 entries a minute apart: four paths, four kinds, three actors, odd messages."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def sample(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Journal, list[Entry]]]:
+    """300 entries a minute apart: four paths, four kinds, three actors, odd messages.
+    Made once per store (the tests only read it)."""
     clock = Clock()
     paths = ["notes/a.md", "notes/sub/b.md", "docs/c.md", "notes/d.txt", None]
     kinds = [FILE_WRITTEN, FILE_SKIPPED, RULE_MATCHED, "case.opened"]
     actors = ["rule:stamp", "user", "agent:claude/1234"]
     messages = ["modified set", 'fix a-b "c" parser', "état réglé", "skipped: binary"]
-    store = SqliteJournal(tmp_path / "journal.db", clock=clock)
+    store = _backend(request.param, tmp_path_factory.mktemp("sample"), request).open(clock=clock)
     entries = []
     for i in range(300):
         clock.now = BASE + timedelta(minutes=i)
@@ -322,7 +433,7 @@ def seqs(entries: list[Entry]) -> list[int]:
 
 
 def test_query_filters_agree_with_a_plain_scan(
-    sample: tuple[SqliteJournal, list[Entry]],
+    sample: tuple[Journal, list[Entry]],
 ) -> None:
     store, entries = sample
 
@@ -380,7 +491,7 @@ def test_query_filters_agree_with_a_plain_scan(
     ],
 )
 def test_text_search_takes_any_user_input(
-    sample: tuple[SqliteJournal, list[Entry]], text: str, keep: Callable[[Entry], bool]
+    sample: tuple[Journal, list[Entry]], text: str, keep: Callable[[Entry], bool]
 ) -> None:
     store, entries = sample
     expected = [e.seq for e in entries if keep(e)]
@@ -391,8 +502,8 @@ def test_text_search_takes_any_user_input(
     ]
 
 
-def test_open_work_is_pending_entries_no_done_entry_refers_to(tmp_path: Path) -> None:
-    with SqliteJournal(tmp_path / "journal.db") as store:
+def test_open_work_is_pending_entries_no_done_entry_refers_to(backend: Backend) -> None:
+    with backend.open() as store:
         pending = store.append(
             [NewEntry(WORK_PENDING, "scribe", f"n{i}.md", message="plan") for i in range(4)]
         )
@@ -407,9 +518,9 @@ def test_open_work_is_pending_entries_no_done_entry_refers_to(tmp_path: Path) ->
         assert store.open_work(pending_kind="case.opened", done_kind="case.closed") == []
 
 
-def test_last_hashes_follow_each_paths_newest_outcome(tmp_path: Path) -> None:
+def test_last_hashes_follow_each_paths_newest_outcome(backend: Backend) -> None:
     h = [f"{i:064x}" for i in range(6)]
-    with SqliteJournal(tmp_path / "journal.db") as store:
+    with backend.open() as store:
         store.append(
             [
                 NewEntry(FILE_WRITTEN, "rule:x", "a.md", h[0], h[1]),
@@ -426,8 +537,8 @@ def test_last_hashes_follow_each_paths_newest_outcome(tmp_path: Path) -> None:
         assert store.last_hashes() == {"a.md": h[3], "c.md": h[5]}
 
 
-def test_threads_appending_through_the_writer_make_one_linear_chain(tmp_path: Path) -> None:
-    store = SqliteJournal(tmp_path / "journal.db")
+def test_threads_appending_through_the_writer_make_one_linear_chain(backend: Backend) -> None:
+    store = backend.open()
     writer = JournalWriter(store)
     results: dict[int, list[list[Entry]]] = {t: [] for t in range(8)}
 
@@ -456,12 +567,11 @@ def test_threads_appending_through_the_writer_make_one_linear_chain(tmp_path: Pa
     store.close()
 
 
-def test_callers_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
-    db = tmp_path / "journal.db"
-    store = SqliteJournal(db)
+def test_callers_arriving_during_a_commit_share_the_next_one(backend: Backend) -> None:
+    store = backend.open()
     writer = JournalWriter(store)
-    blocker = sqlite3.connect(db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # the first commit waits on this lock
+    blocker = backend.holding_the_write_lock()
+    release = blocker.__enter__()  # the first commit waits on this lock
     done: dict[str, list[Entry]] = {}
 
     def call(name: str) -> None:
@@ -474,11 +584,11 @@ def test_callers_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> 
     for thread in others:
         thread.start()
     wait_for(lambda: writer.backlog == 4)
-    blocker.execute("COMMIT")
+    release()
     for thread in [first, *others]:
         thread.join()
     writer.close()
-    blocker.close()
+    blocker.__exit__(None, None, None)
     later = [done[f"t{i}"][0] for i in range(4)]
     assert done["first"][0].seq == 1
     assert sorted(e.seq for e in later) == [2, 3, 4, 5]
@@ -499,42 +609,48 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 @pytest.fixture
-def read_only(tmp_path: Path) -> Iterator[Path]:
-    """A journal whose database file cannot be written (chattr when running as root)."""
-    db = tmp_path / "journal.db"
-    fill(db, 2)
-    if os.geteuid() != 0:
-        db.chmod(0o444)
-        yield db
-        db.chmod(0o644)
+def read_only(backend: Backend) -> Iterator[Backend]:
+    """A journal whose database refuses writes: for SQLite a file that cannot be
+    written (chattr when running as root), for PostgreSQL a read-only database."""
+    fill_store(backend, 2)
+    if backend.name == "postgres":
+        raw = backend.raw()
+        ((name,),) = raw.rows("SELECT current_database()")
+        raw.rows(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        raw.close()
+        yield backend
         return
-    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+    assert backend.db is not None
+    path = backend.db
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield backend
+        path.chmod(0o644)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
         pytest.skip("running as root without chattr: cannot make a file read-only")
     try:
-        yield db
+        yield backend
     finally:
-        subprocess.run(["chattr", "-i", str(db)], check=True)
+        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
-def test_a_read_only_journal_makes_the_writer_unavailable_not_silent(read_only: Path) -> None:
-    with SqliteJournal(read_only) as store, JournalWriter(store) as writer:
+def test_a_read_only_journal_makes_the_writer_unavailable_not_silent(read_only: Backend) -> None:
+    with read_only.open() as store, JournalWriter(store) as writer:
         assert store.count() == 2  # reading still works
-        with pytest.raises(JournalUnavailable, match="readonly"):
+        with pytest.raises(JournalUnavailable, match=read_only.read_only_words):
             writer.append([NewEntry("test.step", "user")])
         assert not writer.healthy
-        assert "readonly" in writer.problem
+        assert read_only.read_only_words in writer.problem
 
 
-def test_the_writer_recovers_once_appends_succeed_again(tmp_path: Path) -> None:
-    db = tmp_path / "journal.db"
-    with SqliteJournal(db, busy_timeout=0.05) as store, JournalWriter(store) as writer:
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")  # another process holding the journal too long
-        with pytest.raises(JournalUnavailable, match="database is locked"):
-            writer.append([NewEntry("test.step", "user", message="lost")])
-        assert not writer.healthy
-        blocker.execute("ROLLBACK")
-        blocker.close()
+def test_the_writer_recovers_once_appends_succeed_again(backend: Backend) -> None:
+    with backend.open(busy_timeout=0.05) as store, JournalWriter(store) as writer:
+        with backend.holding_the_write_lock() as release:  # another process, for too long
+            with pytest.raises(JournalUnavailable, match="locked"):
+                writer.append([NewEntry("test.step", "user", message="lost")])
+            assert not writer.healthy
+            release()
         (entry,) = writer.append([NewEntry("test.step", "user", message="kept")])
         assert writer.healthy
         assert writer.problem == ""
@@ -544,8 +660,8 @@ def test_the_writer_recovers_once_appends_succeed_again(tmp_path: Path) -> None:
             writer.append([NewEntry("test.step", "user")])
 
 
-def test_submitted_entries_are_committed_by_the_next_flush(tmp_path: Path) -> None:
-    with SqliteJournal(tmp_path / "journal.db") as store:
+def test_submitted_entries_are_committed_by_the_next_flush(backend: Backend) -> None:
+    with backend.open() as store:
         writer = JournalWriter(store)
         for i in range(20):
             writer.submit([NewEntry("test.step", "user", message=f"step {i}")])
@@ -557,9 +673,9 @@ def test_submitted_entries_are_committed_by_the_next_flush(tmp_path: Path) -> No
         assert store.count() == 20
 
 
-def test_time_never_runs_backwards_along_the_chain(tmp_path: Path) -> None:
+def test_time_never_runs_backwards_along_the_chain(backend: Backend) -> None:
     clock = Clock()
-    with SqliteJournal(tmp_path / "journal.db", clock=clock) as store:
+    with backend.open(clock=clock) as store:
         (first,) = store.append([written(1)])
         clock.now = BASE - timedelta(hours=1)  # the system clock was set back
         (second,) = store.append([written(2)])
