@@ -1,7 +1,7 @@
 """Crash torture: ``scribe watch`` SIGKILLed at random instants while a user saves.
 
 The harness is in ``torture_helpers`` (shared with ``bench/torture.py``, the long
-run). Here it is sized for CI: 75 kills over 30 files, about 45 s on two cores.
+run). Here it is sized for CI: 50 kills over 30 files, about 45 s on two cores.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from torture_helpers import (
     verify,
 )
 
-KILLS = 75
+KILLS = 50  # what CI must survive at least; bench/torture.py runs 500
 READ_FOR = 8.0  # seconds the readers read while the engine writes
 MIN_READS = 3  # ... and each reads at least this often, however slow the machine
 
 
 @pytest.mark.timeout(420)
-def test_75_kills_lose_no_edit_and_journal_each_write_once(tmp_path: Path) -> None:
+def test_50_kills_lose_no_edit_and_journal_each_write_once(tmp_path: Path) -> None:
     report = torture(Config(kills=KILLS), tmp_path)
     assert report.kills == KILLS, report.summary()
     assert report.writes_journaled > 0, report.summary()
