@@ -70,6 +70,7 @@ from scribe.startup import (
     stop_journal,
 )
 from scribe.watch import Ignore, scan
+from scribe.worker_cli import worker_command
 
 app = typer.Typer(
     name="scribe",
@@ -721,6 +722,20 @@ def watch_command(
     log_file: Annotated[
         Path | None, typer.Option("--log-file", help="Also append JSON log lines to this file.")
     ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus",
+            help="nats://HOST:PORT (tls:// for TLS): carry events through NATS JetStream "
+            "(default: in this process).",
+        ),
+    ] = None,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers", help="With a bus: only publish events, for scribe worker processes."
+        ),
+    ] = False,
 ) -> None:
     """Watch the repository and apply the rules on every save until stopped."""
     from scribe.daemon import WatchService
@@ -732,12 +747,15 @@ def watch_command(
         "listen": listen,
         "log_level": log_level.lower() if log_level else None,
         "log_file": str(log_file) if log_file else None,
+        "bus": bus,
     }
     logs.configure("info")  # until the settings (the level among them) are known
     base, loaded, rules_path, compiled = _load(root, rules, [root] if root else None, **flags)
     settings = loaded.settings
     log_path = Path(settings.log_file) if settings.log_file else None
     logs.configure(settings.log_level, log_file=base / log_path if log_path is not None else None)
+    if no_workers and not settings.bus:
+        raise typer.BadParameter("give a bus (--bus or the bus setting)", param_hint="--no-workers")
     tracing.configure("engine")
     service = WatchService(
         base,
@@ -749,6 +767,7 @@ def watch_command(
         flags=flags,
         listen_given=loaded.sources["listen"].kind != "default",
         console=err,
+        consume=not no_workers,
     )
     try:
         service.run(scan_first=scan_first)
@@ -905,6 +924,7 @@ def _main(
 
 
 register_journal_commands(app)
+app.command("worker")(worker_command)
 
 
 def main() -> None:

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(
         5, ge=1, le=100, description="deliveries of one bus event before it is quarantined"
     )
+    bus_ack_wait: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="seconds the bus waits for a worker's acknowledgement before it delivers "
+        "the event again (a worker that died); workers busy longer tell it they are alive",
+    )
     bus_cert: str | None = Field(
         None, description="client certificate (PEM) presented to the bus (mutual TLS)"
     )

@@ -54,6 +54,7 @@ from scribe.startup import (
 from scribe.watch import POLL_INTERVAL, Change, Ignore, scan, watch
 
 if TYPE_CHECKING:
+    from scribe.bus import Bus, Consumer, Link
     from scribe.observe.server import OpsServer
 
 log = logging.getLogger("scribe")
@@ -85,7 +86,10 @@ class WatchService:
         flags: Mapping[str, Any],
         listen_given: bool,
         console: Console,
+        consume: bool = True,
     ) -> None:
+        """``consume``: with a bus set, also handle events from it here (else this
+        process only publishes them, for ``scribe worker`` processes)."""
         self.root = root
         self.settings = settings
         self.rules_file = rules_file
@@ -94,6 +98,13 @@ class WatchService:
         self._flags = dict(flags)
         self._listen_given = listen_given
         self._console = console
+        # Connected first: a bus that is not answering stops the start before anything
+        # is journaled.
+        self._link: Link | None = None
+        if settings.bus:
+            from scribe.bus import Link
+
+            self._link = Link(settings)
         self.stop = threading.Event()
         self.journal: JournalWriter | None = open_journal(root, settings)
         self._previous = self.journal.store.head() if self.journal else None
@@ -107,14 +118,19 @@ class WatchService:
         self.ignore: Ignore = ignore_for(root, settings)
         self.polling = settings.poll
         closes_known = sys.platform.startswith("linux") and not settings.poll
-        self.scheduler = Scheduler(
-            self._handle,
-            quiet=settings.quiet_ms / 1000,
-            closes_known=closes_known,
-            workers=settings.workers,
-            max_batch=settings.max_batch,
-            high_water=settings.queue_high_water,
-        )
+        self.scheduler: Bus
+        self._consumer: Consumer | None = None
+        if self._link is None:
+            self.scheduler = Scheduler(
+                self._handle,
+                quiet=settings.quiet_ms / 1000,
+                closes_known=closes_known,
+                workers=settings.workers,
+                max_batch=settings.max_batch,
+                high_water=settings.queue_high_water,
+            )
+        else:
+            self._publish_to(self._link, closes_known=closes_known, consume=consume)
         self._watch_ready = threading.Event()
         self._watcher: threading.Thread | None = None
         self._recovering = True
@@ -122,6 +138,30 @@ class WatchService:
         self._started_at = datetime.now(UTC)
         self._last_event_at: datetime | None = None
         self._breakers_shown: dict[str, str] = {}
+
+    def _publish_to(self, link: Link, *, closes_known: bool, consume: bool) -> None:
+        """Ready events go to the bus; with ``consume``, this process takes its share."""
+        from scribe.bus import Consumer, NatsBus
+
+        settings = self.settings
+        self.scheduler = NatsBus(
+            link,
+            quiet=settings.quiet_ms / 1000,
+            closes_known=closes_known,
+            workers=settings.workers,
+            max_batch=settings.max_batch,
+            high_water=settings.queue_high_water,
+        )
+        if consume:
+            self._consumer = Consumer(
+                link,
+                self._handle,
+                root=self.root,
+                journal=self.journal,
+                max_deliveries=settings.max_deliveries,
+                threads=settings.workers,
+                max_batch=settings.max_batch,
+            )
 
     # -- running -------------------------------------------------------------------
 
@@ -133,6 +173,8 @@ class WatchService:
         metrics.QUEUE_DEPTH.set_function(lambda: self.scheduler.depth)
         metrics.QUARANTINED.set_function(self._quarantined)
         self.scheduler.start()
+        if self._consumer is not None:
+            self._consumer.start()
         self._watcher = threading.Thread(
             target=watch,
             args=(self.root, self.ignore, self.scheduler.submit, self.stop),
@@ -229,6 +271,10 @@ class WatchService:
         left = self.scheduler.stop(
             drain=max(0.0, STOP_DRAIN - spent), timeout=max(0.5, STOP_BUDGET - 1.0 - spent)
         )
+        if self._consumer is not None:  # what it holds is handled and acknowledged
+            self._consumer.stop()
+        if self._link is not None:
+            self._link.close()
         reloader.join(timeout=1.0)
         self.engine.state.close()
         if self.journal is not None:
@@ -242,7 +288,7 @@ class WatchService:
 
     # -- one batch ---------------------------------------------------------------------
 
-    def _handle(self, events: list[Event]) -> None:
+    def _handle(self, events: list[Event]) -> list[Outcome]:
         started = time.perf_counter()
         outcomes = self.engine.handle_many(events)
         done = time.monotonic()
@@ -253,6 +299,7 @@ class WatchService:
             for raised in outcome.emitted:
                 self.scheduler.submit_event(raised)
         self._show_breakers()
+        return outcomes
 
     def _account(
         self, event: Event, outcome: Outcome, done: float, elapsed_ms: float, batch: int

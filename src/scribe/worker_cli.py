@@ -1,0 +1,150 @@
+"""``scribe worker``: handle events from the bus until stopped.
+
+A worker is an engine without a watcher: ``scribe watch --bus URL --no-workers``
+publishes what changed, and any number of workers, on this host or others sharing
+the repository and the journal, take the events through the shards' durable
+consumers. SIGTERM or Ctrl-C stops it gracefully: it takes no new event, finishes
+and acknowledges those in hand, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scribe.bus import Consumer, Link, publish
+from scribe.config import load_settings
+from scribe.engine import Engine, Outcome, Status
+from scribe.events import Event
+from scribe.startup import (
+    build_engine,
+    load_repository_rules,
+    open_journal,
+    restore_quarantine,
+    start_journal,
+    stop_journal,
+)
+
+log = logging.getLogger("scribe")
+
+
+def worker_command(
+    root: Annotated[
+        Path | None,
+        typer.Argument(help="Repository root (default: found from the current directory)."),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="nats://HOST:PORT (tls:// for TLS); default: the bus setting."),
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option("--rules", help="Rules file (default: .scribe/rules.yaml).")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Also append JSON log lines to this file.")
+    ] = None,
+) -> None:
+    """Handle the events scribe watch publishes to the bus, until stopped."""
+    from scribe.cli import find_root
+    from scribe.observe import logs
+
+    logs.configure("info")
+    base = root.resolve() if root else find_root(Path.cwd())
+    flags: dict[str, object] = {
+        "bus": bus,
+        "log_level": log_level.lower() if log_level else None,
+        "log_file": str(log_file) if log_file else None,
+    }
+    settings = load_settings(base, **flags)
+    log_path = Path(settings.log_file) if settings.log_file else None
+    logs.configure(settings.log_level, log_file=base / log_path if log_path is not None else None)
+    if not settings.bus:
+        raise typer.BadParameter(
+            "give a bus: --bus nats://HOST:PORT, or set bus", param_hint="--bus"
+        )
+    rules_path = rules.resolve() if rules else base / settings.rules
+    compiled = load_repository_rules(base, settings, rules_path)
+    link = Link(settings)  # before anything is journaled: a bus that is down stops here
+    journal = open_journal(base, settings)
+    if journal is not None:
+        start_journal(journal, compiled, "worker")
+    engine = build_engine(base, settings, compiled, dry_run=False, journal=journal)
+    if journal is not None:
+        restore_quarantine(engine, journal)
+    stop = threading.Event()
+    worker = _Worker(engine, link, stop)
+    consumer = Consumer(
+        link,
+        worker.handle,
+        root=base,
+        journal=journal,
+        max_deliveries=settings.max_deliveries,
+        threads=settings.workers,
+        max_batch=settings.max_batch,
+    )
+    _on_stop_signals(stop)
+    consumer.start()
+    log.info(
+        "working",
+        extra={"root": str(base), "bus": link.url, "shards": link.shards, "pid": os.getpid()},
+    )
+    stop.wait()
+    consumer.stop()
+    link.close()
+    engine.state.close()
+    if journal is not None:
+        stop_journal(journal, "worker")
+    log.info("stopped", extra={"handled": consumer.handled, "quarantined": consumer.quarantined})
+
+
+class _Worker:
+    """What a worker does with a batch: handle it, pass on the events its rules
+    raised, and log what happened."""
+
+    def __init__(self, engine: Engine, link: Link, stop: threading.Event) -> None:
+        self.engine = engine
+        self.link = link
+        self.stop = stop
+
+    def handle(self, events: list[Event]) -> Sequence[Outcome]:
+        outcomes = self.engine.handle_many(events)
+        raised = [event for outcome in outcomes for event in outcome.emitted]
+        if raised:  # onto their own shards, behind what is queued for their files
+            publish(self.link, raised, self.stop)
+        for outcome in outcomes:
+            if outcome.status is Status.WRITTEN and outcome.plan is not None:
+                log.info(
+                    "rewrote",
+                    extra={
+                        "path": outcome.path,
+                        "rule": ", ".join(outcome.plan.rules),
+                        "seq": outcome.seq,
+                        "result": str(outcome.status),
+                    },
+                )
+            elif outcome.status in (Status.CONFLICT, Status.FAILED):
+                log.error("not written %s: %s", outcome.path, outcome.reason)
+            for failure in outcome.failures:
+                log.error("rule %s failed on %s: %s", failure.rule, outcome.path, failure.reason)
+        return outcomes
+
+
+def _on_stop_signals(stop: threading.Event) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second signal: leave now (unacknowledged work is redelivered)
+            os._exit(128 + signum)
+        log.info("stopping (%s): finishing the events in hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
