@@ -189,10 +189,12 @@ def test_public_surface_is_pinned() -> None:
         "JournalWriter",
         "Mirrors",
         "NewEntry",
+        "PostgresJournal",
         "Query",
         "SqliteJournal",
         "VerifyReport",
     ]
+    assert scribe.journal.PostgresJournal is PostgresJournal
 
 
 def test_entries_form_a_chain_of_canonical_json_hashes(backend: Backend) -> None:

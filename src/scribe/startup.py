@@ -20,6 +20,7 @@ from scribe.journal.entry import (
     ENGINE_STARTED,
     ENGINE_STOPPED,
     RULES_LOADED,
+    Journal,
     JournalUnavailable,
     NewEntry,
     Query,
@@ -37,11 +38,23 @@ from scribe.watch import Ignore
 log = logging.getLogger("scribe")
 
 
+def open_store(root: Path, url: str | None) -> Journal:
+    """The journal ``url`` names (``postgresql://...``), or the repository's
+    ``.scribe/journal.db`` when it is unset; a URL Scribe cannot use, or a server it
+    cannot reach, is a ``ScribeError`` that says what to correct."""
+    if not url:
+        return SqliteJournal.for_root(root)
+    from scribe.journal.postgres import PostgresJournal  # psycopg loads only when used
+
+    return PostgresJournal(url)
+
+
 def open_journal(root: Path, settings: Settings) -> JournalWriter | None:
-    """The journal at ``.scribe/journal.db`` behind its group-commit writer."""
+    """The journal (``journal_url``, else ``.scribe/journal.db``) behind its group-commit
+    writer; the mirrors go to this repository's ``.scribe/log/`` either way."""
     if not settings.journal:
         return None
-    return JournalWriter(SqliteJournal.for_root(root), Mirrors(root))
+    return JournalWriter(open_store(root, settings.journal_url), Mirrors(root))
 
 
 def required_journal(root: Path, settings: Settings) -> JournalWriter:

@@ -1,8 +1,11 @@
-"""The journal's read commands: ``log``, ``history``, ``show``, ``verify``, ``journal export``.
+"""The journal's commands: ``log``, ``history``, ``show``, ``verify``, and ``journal
+export``, ``migrate`` and ``copy``.
 
-They read ``.scribe/journal.db`` through its indexes, never the mirror files.
-Exit codes: 0 success; 1 no journal, nothing found, or a broken chain; 2 bad
-arguments (typer's usage errors).
+They read the journal through its indexes, never the mirror files: the PostgreSQL
+database named by ``--journal`` or the ``journal_url`` setting, else the
+repository's ``.scribe/journal.db``. Exit codes: 0 success; 1 no journal, nothing
+found, or a broken chain; 2 bad arguments (typer's usage errors) and a journal URL
+that leads nowhere.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 
-from scribe.journal.entry import Entry, JournalError, Query, emoji
+from scribe.config import load_settings
+from scribe.journal.entry import Entry, Journal, JournalError, Query, emoji
 from scribe.journal.mirrors import LOG_DIR, export, markdown_line
-from scribe.journal.sqlite import JOURNAL_DB, SqliteJournal
+from scribe.journal.sqlite import JOURNAL_DB
 from scribe.progress import progress_bar
+from scribe.startup import open_store
 
 #: How often ``scribe log -f`` looks for new entries.
 FOLLOW_INTERVAL = 0.2
@@ -75,19 +80,46 @@ RootOption = Annotated[
 ]
 
 
+JournalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--journal",
+        metavar="URL",
+        help="A PostgreSQL journal (postgresql://USER@HOST:PORT/DB); default: the "
+        "journal_url setting, else .scribe/journal.db.",
+    ),
+]
+
+
+def _journal_url(base: Path, given: str | None) -> str | None:
+    return given if given is not None else load_settings(base).journal_url
+
+
 @contextmanager
-def _journal(root: Path | None) -> Iterator[tuple[Path, SqliteJournal]]:
-    """The repository root and its journal; exit 1 with a message if there is none."""
+def _open(base: Path, url: str | None) -> Iterator[Journal]:
+    """The journal ``url`` names (``.scribe/journal.db`` when empty); exit 1 with a
+    message if it cannot be opened, 2 if the URL leads nowhere."""
+    try:
+        store = open_store(base, url)
+    except (JournalError, sqlite3.DatabaseError) as exc:
+        where = "" if url else f" in {base}"
+        err.print(f"cannot open the journal{where}: {exc}", markup=False)
+        raise typer.Exit(getattr(exc, "exit_code", 1)) from None
+    with store:
+        yield store
+
+
+@contextmanager
+def _journal(root: Path | None, url: str | None = None) -> Iterator[tuple[Path, Journal]]:
+    """The repository root and its journal (``url``, else the ``journal_url`` setting,
+    else the SQLite file; an empty ``url`` means the SQLite file); exit 1 with a
+    message if there is none."""
     base = root.resolve() if root else find_journal_root(Path.cwd())
-    if not (base / JOURNAL_DB).is_file():
+    url = _journal_url(base, url)
+    if not url and not (base / JOURNAL_DB).is_file():
         err.print(f"no journal in {base}: {JOURNAL_DB} does not exist yet", markup=False)
         raise typer.Exit(1)
-    try:
-        store = SqliteJournal.for_root(base)
-    except (JournalError, sqlite3.DatabaseError) as exc:
-        err.print(f"cannot open the journal in {base}: {exc}", markup=False)
-        raise typer.Exit(1) from None
-    with store:
+    with _open(base, url) as store:
         yield base, store
 
 
@@ -131,13 +163,14 @@ def log_command(
         bool, typer.Option("--follow", "-f", help="Keep printing new entries until Ctrl-C.")
     ] = False,
     root: RootOption = None,
+    journal: JournalOption = None,
 ) -> None:
     """Show journal entries, oldest first: the last --limit of those matching the filters."""
     query = Query(
         since=since, until=until, kinds=tuple(kinds or ()), path_glob=path, actor=actor,
         text=grep, limit=limit or None, newest_first=True,
     )  # fmt: skip
-    with _journal(root) as (_, store):
+    with _journal(root, journal) as (_, store):
         head = store.head()  # before the query: following starts at or before its end
         entries = store.query(query)[::-1]
         _print_entries(entries, as_json)
@@ -167,9 +200,10 @@ def _relative(given: Path, root: Path) -> str:
 def history(
     path: Annotated[str, typer.Argument(help="A file, as a path relative to the root.")],
     root: RootOption = None,
+    journal: JournalOption = None,
 ) -> None:
     """Every entry for PATH, oldest first, with the diff of each write."""
-    with _journal(root) as (base, store):
+    with _journal(root, journal) as (base, store):
         given = Path(path)
         rel = _relative(given, base) if given.is_absolute() or given.exists() else given.as_posix()
         entries = store.query(Query(path=rel))
@@ -185,9 +219,10 @@ def history(
 def show(
     seq: Annotated[int, typer.Argument(help="The entry's sequence number.")],
     root: RootOption = None,
+    journal: JournalOption = None,
 ) -> None:
     """One entry in full: every field, the payload and the diff."""
-    with _journal(root) as (_, store):
+    with _journal(root, journal) as (_, store):
         entry = store.get(seq)
         if entry is None:
             head = store.head()
@@ -217,9 +252,9 @@ def show(
         _print_diff(entry.diff)
 
 
-def verify(root: RootOption = None) -> None:
+def verify(root: RootOption = None, journal: JournalOption = None) -> None:
     """Recompute the hash chain; exit 1 and name the first broken entry if it is broken."""
-    with _journal(root) as (_, store), progress_bar(err) as progress:
+    with _journal(root, journal) as (_, store), progress_bar(err) as progress:
         task = progress.add_task("verifying", total=None)
         report = store.verify(
             lambda done, total: progress.update(task, completed=done, total=total)
@@ -238,9 +273,10 @@ def export_command(
         typer.Option("--since", parser=parse_day, help="Rebuild from this day on (2026-11-24)."),
     ] = None,
     root: RootOption = None,
+    journal: JournalOption = None,
 ) -> None:
     """Rebuild the daily JSONL and Markdown mirrors from the journal."""
-    with _journal(root) as (base, store), progress_bar(err) as progress:
+    with _journal(root, journal) as (base, store), progress_bar(err) as progress:
         task = progress.add_task("exporting", total=None)
         done = export(
             store,
@@ -251,6 +287,90 @@ def export_command(
     typer.echo(f"exported {done.entries} entries into {done.files} files under {LOG_DIR}")
 
 
+def migrate(root: RootOption = None, journal: JournalOption = None) -> None:
+    """Create the journal's schema, or upgrade it to this version of Scribe (safe to repeat)."""
+    base = root.resolve() if root else find_journal_root(Path.cwd())
+    url = _journal_url(base, journal)
+    if url:
+        from scribe.journal.postgres import PostgresJournal, display_url
+        from scribe.journal.postgres_schema import SCHEMA_VERSION as after
+
+        with _open(base, url) as store:
+            assert isinstance(store, PostgresJournal)
+            before = store.migrated
+        where = display_url(url)
+    else:
+        from scribe.journal.schema import SCHEMA_VERSION as after
+
+        db = base / JOURNAL_DB
+        before = _sqlite_version(db)
+        with _open(base, None):
+            pass
+        where = str(db)
+    change = "up to date" if before == after else f"upgraded from {before}"
+    typer.echo(f"{where}: journal schema {after}, {change}")
+
+
+def _sqlite_version(db: Path) -> int:
+    if not db.is_file():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def copy_command(
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="URL", help="The PostgreSQL journal to fill (default: journal_url)."
+        ),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Copy this repository's SQLite journal into an empty PostgreSQL journal.
+
+    Entry for entry (same seq, time and hash), checking the chain on the way, all or
+    nothing, then verifying the copy. Stop Scribe's processes on this repository
+    first: entries they append meanwhile may be left behind.
+    """
+    from scribe.journal.postgres import PostgresJournal, display_url
+
+    base = root.resolve() if root else find_journal_root(Path.cwd())
+    url = to if to is not None else load_settings(base).journal_url
+    if not url:
+        raise typer.BadParameter("give the journal to copy into: --to postgresql://...")
+    with _journal(base, "") as (_, source), _open(base, url) as target:
+        assert isinstance(target, PostgresJournal)
+        where = display_url(url)
+        try:
+            with progress_bar(err) as progress:
+                task = progress.add_task("copying", total=None)
+                copied = target.copy_from(
+                    source, lambda n, total: progress.update(task, completed=n, total=total)
+                )
+                task = progress.add_task("verifying", total=None)
+                report = target.verify(
+                    lambda n, total: progress.update(task, completed=n, total=total)
+                )
+        except JournalError as exc:
+            err.print(f"nothing was copied: {exc}", markup=False)
+            raise typer.Exit(1) from None
+        source_head = source.head()
+    if not report.ok:
+        typer.echo(f"copied {copied} entries, but {where} is broken at entry "
+                   f"{report.first_bad_seq}: {report.problem}")  # fmt: skip
+        raise typer.Exit(1)
+    if source_head is not None and report.last_hash != source_head.hash:
+        typer.echo(f"copied {copied} entries, but {where} does not end where the SQLite "
+                   f"journal does (entry {source_head.seq})")  # fmt: skip
+        raise typer.Exit(1)
+    head = f", head {report.last_seq} {(report.last_hash or '')[:12]}" if copied else ""
+    typer.echo(f"copied {copied} entries into {where} and verified them{head}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the journal commands to ``app`` (Scribe's command line)."""
     app.command("log")(log_command)
@@ -259,4 +379,6 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
     journal = typer.Typer(help="Maintain the journal.", no_args_is_help=True)
     journal.command("export")(export_command)
+    journal.command("migrate")(migrate)
+    journal.command("copy")(copy_command)
     app.add_typer(journal, name="journal")

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -68,6 +68,7 @@ _MIGRATION_LOCK = 0x736372696265
 _COPY_ENTRIES = f"COPY entries ({COLUMNS}, words, {', '.join(PAYLOAD_COLUMNS)}) FROM STDIN"
 _COPY_PROJECTS = "COPY entry_projects (project, seq) FROM STDIN"
 _CHUNK = 10_000
+_T = TypeVar("_T")
 
 
 class JournalUnreachable(JournalError):
@@ -208,22 +209,32 @@ class PostgresJournal:
                         f"cannot journal this {new.kind} entry: PostgreSQL text cannot hold NUL"
                     )
         with self._lock, self._errors("append to"):
-            db = self._writer()
-            with db.transaction():
-                seq, last_ts, prev = self._locked_head(db)
-                ts = max(stamp(self._clock()), last_ts)
-                sealed: list[Entry] = []
-                rows: list[tuple[Any, ...]] = []
-                projects: list[tuple[str, int]] = []
-                for new in entries:
-                    seq += 1
-                    entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
-                    prev = entry.hash
-                    sealed.append(entry)
-                    rows.append(table_row(entry, new.payload_json))
-                    projects.extend((name, seq) for name in projects_named(new.payload))
-                self._insert(db, rows, projects, sealed[-1])
-        return sealed
+            for attempt in range(2):
+                db = self._writer()
+                locked = False
+                try:
+                    with db.transaction():
+                        seq, last_ts, prev = self._locked_head(db)
+                        locked = True
+                        ts = max(stamp(self._clock()), last_ts)
+                        sealed: list[Entry] = []
+                        rows: list[tuple[Any, ...]] = []
+                        projects: list[tuple[str, int]] = []
+                        for new in entries:
+                            seq += 1
+                            entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
+                            prev = entry.hash
+                            sealed.append(entry)
+                            rows.append(table_row(entry, new.payload_json))
+                            projects.extend((name, seq) for name in projects_named(new.payload))
+                        self._insert(db, rows, projects, sealed[-1])
+                    return sealed
+                except psycopg.OperationalError:
+                    # A connection lost before the head was locked (the server restarted
+                    # while it was idle) committed nothing: once more, on a new one.
+                    if locked or attempt or not db.broken:
+                        raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     def _locked_head(db: psycopg.Connection[Any]) -> tuple[int, str, str]:
@@ -290,9 +301,17 @@ class PostgresJournal:
             self._reader = self._connect()
         return self._reader
 
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _reading(self, read: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         with self._read_lock, self._errors("read"):
-            return self._read().execute(sql, params).fetchall()
+            try:
+                return read(self._read())
+            except psycopg.OperationalError:
+                if not self._reader.broken:
+                    raise
+                return read(self._read())  # a read is safe to repeat, on a new connection
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._reading(lambda db: db.execute(sql, params).fetchall())
 
     def get(self, seq: int) -> Entry | None:
         rows = self._all(f"SELECT {COLUMNS} FROM entries WHERE seq = %s", (seq,))
@@ -316,9 +335,9 @@ class PostgresJournal:
         sql, params, check = compiled
         if check is None:
             return [_entry(row) for row in self._all(sql, params)]
-        found: list[Entry] = []
-        with self._read_lock, self._errors("read"):
-            db = self._read()
+
+        def stream(db: psycopg.Connection[Any]) -> list[Entry]:
+            found: list[Entry] = []
             with db.transaction(), db.cursor(name="scribe_query") as cur:
                 cur.itersize = 500
                 cur.execute(sql, params)
@@ -327,7 +346,9 @@ class PostgresJournal:
                         found.append(_entry(row))
                         if len(found) == q.limit:
                             break
-        return found
+            return found
+
+        return self._reading(stream)
 
     def open_work(
         self, pending_kind: str = WORK_PENDING, done_kind: str = WORK_DONE
