@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ from rich.table import Table
 import scribe
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from types import FrameType
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -1082,6 +1083,98 @@ def write_report(
 
 def interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every ``finally``: watchers are stopped
+
+
+@dataclass
+class Section:
+    """One part of a bench made of ``Line`` rows, with its raw numbers."""
+
+    name: str
+    lines: list[Line]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+#: Builds one section: (config, scratch directory, console) -> Section.
+SectionBuilder = Callable[[Any, Path, Console], Section]
+
+
+def run_sections(
+    bench: str,
+    builders: dict[str, SectionBuilder],
+    names: Sequence[str],
+    cfg: Any,
+    out: Path,
+    *,
+    quick: bool,
+    keep: bool,
+    baseline_order: Sequence[str],
+) -> dict[str, Any]:
+    """Build the sections ``names`` in a scratch directory, print one table each
+    (baselines in ``baseline_order``) and write the JSON report."""
+    console = Console(stderr=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"scribe-{bench}-bench-", dir="/tmp"))
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    sections: list[Section] = []
+    try:
+        for name in names:
+            sections.append(builders[name](cfg, scratch, console))
+    finally:
+        if keep:
+            console.print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    wide = Console(width=max(Console().width, 160))
+    for section in sections:
+        present = {n for line in section.lines for n in line.baselines}
+        title = f"scribe {bench} benchmark: {section.name} ({'quick' if quick else 'full'} run)"
+        wide.print(lines_table(title, section.lines, [n for n in baseline_order if n in present]))
+    lines = [line for section in sections for line in section.lines]
+    return write_report(
+        out,
+        console,
+        quick=quick,
+        elapsed=elapsed,
+        cfg=cfg,
+        load_before=load_before,
+        all_pass=all(line.passed for line in lines if line.passed is not None),
+        summary=[
+            {"section": section.name, **asdict(line), **line.ratios()}
+            for section in sections
+            for line in section.lines
+        ],
+        **{section.name: section.details for section in sections},
+    )
+
+
+def sections_main(
+    description: str,
+    bench: str,
+    builders: dict[str, SectionBuilder],
+    configs: tuple[Any, Any],
+    default_out: Path,
+    baseline_order: Sequence[str],
+    argv: list[str] | None = None,
+) -> int:
+    """The command line of a bench made of sections: ``--quick`` (``configs[1]``
+    instead of ``configs[0]``), ``--out``, ``--keep`` and ``--section`` (repeatable)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="10x smaller workload (smoke run)")
+    parser.add_argument("--out", type=Path, default=default_out, help="results JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory in /tmp")
+    parser.add_argument("--section", action="append", choices=list(builders),
+                        help="run only this section (repeatable; default: all)")  # fmt: skip
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        run_sections(bench, builders, args.section or list(builders),
+                     configs[1] if args.quick else configs[0], args.out, quick=args.quick,
+                     keep=args.keep, baseline_order=baseline_order)  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted; scratch directory removed", file=sys.stderr)
+        return 130
+    return 0  # a missed target is a result, not an error: see "all_pass" in the JSON
 
 
 class _Result(Protocol):

@@ -17,17 +17,11 @@ Run ``.venv/bin/python bench/scale.py [--quick] [--out PATH] [--section NAME]``.
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +31,7 @@ from rich.console import Console
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # the servers the tests start
 
-from engine import Line, interrupt, lines_table, write_report  # noqa: E402
+from engine import Line, Section, SectionBuilder, sections_main  # noqa: E402
 from journal import batches_of, make_paths, rate_floor  # noqa: E402
 from pg_helpers import PostgresServer, start_postgres  # noqa: E402
 from scribe.journal import NewEntry, SqliteJournal  # noqa: E402
@@ -61,13 +55,6 @@ class Config:
 
 FULL = Config(single=2_000, batched=20_000, threaded=4_000)
 QUICK = Config(single=200, batched=2_000, threaded=400)
-
-
-@dataclass
-class Section:
-    name: str
-    lines: list[Line]
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 # -- journal ---------------------------------------------------------------------------
@@ -165,62 +152,14 @@ def measure_journals(
 
 # -- running ---------------------------------------------------------------------------
 
-SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {
+SECTIONS: dict[str, SectionBuilder] = {
     "journal": journal_section,
 }
 
 
-def run(cfg: Config, out: Path, names: list[str], *, quick: bool) -> dict[str, Any]:
-    console = Console(stderr=True)
-    scratch = Path(tempfile.mkdtemp(prefix="scribe-scale-bench-", dir="/tmp"))
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    sections: list[Section] = []
-    try:
-        for name in names:
-            sections.append(SECTIONS[name](cfg, scratch, console))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    elapsed = time.perf_counter() - started
-    wide = Console(width=max(Console().width, 160))
-    for section in sections:
-        baselines = sorted({n for line in section.lines for n in line.baselines},
-                           key=[SQLITE, NAIVE, FLOOR].index)  # fmt: skip
-        title = f"scribe scale benchmark: {section.name} ({'quick' if quick else 'full'} run)"
-        wide.print(lines_table(title, section.lines, baselines))
-    lines = [line for section in sections for line in section.lines]
-    return write_report(
-        out,
-        console,
-        quick=quick,
-        elapsed=elapsed,
-        cfg=cfg,
-        load_before=load_before,
-        all_pass=all(line.passed for line in lines if line.passed is not None),
-        summary=[
-            {"section": s.name, **asdict(line), **line.ratios()}
-            for s in sections
-            for line in s.lines
-        ],
-        **{section.name: section.details for section in sections},
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark Scribe's scale-out.")
-    parser.add_argument("--quick", action="store_true", help="10x smaller workload (smoke run)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
-    parser.add_argument("--section", action="append", choices=list(SECTIONS),
-                        help="run only this section (repeatable; default: all)")  # fmt: skip
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        run(QUICK if args.quick else FULL, args.out, args.section or list(SECTIONS),
-            quick=args.quick)  # fmt: skip
-    except KeyboardInterrupt:
-        print("interrupted; scratch directory removed", file=sys.stderr)
-        return 130
-    return 0  # a missed target is a result, not an error: see "all_pass" in the JSON
+    return sections_main("Benchmark Scribe's scale-out.", "scale", SECTIONS, (FULL, QUICK),
+                         DEFAULT_OUT, (SQLITE, NAIVE, FLOOR), argv)  # fmt: skip
 
 
 if __name__ == "__main__":

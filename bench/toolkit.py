@@ -38,28 +38,23 @@ Every timing is the median of several runs, taken in turn. Run
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from engine import Line, interrupt, lines_table, scribe_executable, write_report
+from engine import Line, Section, scribe_executable, sections_main
 from scribe.actions import FileContext, linking
 from scribe.notes import Linker, NoteIndex, find_links, protected_spans
 from scribe.notes import linker as linker_module
@@ -86,13 +81,6 @@ class Config:
 
 FULL = Config(note_bytes=1_000_000, titles=5_000, naive_titles=250, notes=10_000)
 QUICK = Config(note_bytes=100_000, titles=1_000, naive_titles=100, notes=1_000, runs=3)
-
-
-@dataclass
-class Section:
-    name: str
-    lines: list[Line]
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def median_time(work: Callable[[], object], runs: int) -> tuple[float, list[float]]:
@@ -621,68 +609,9 @@ SECTIONS: dict[str, Callable[[Config, Path, Console], Section]] = {
 }
 
 
-# -- report --------------------------------------------------------------------------
-
-
-def render(section: Section, title: str) -> Table:
-    names = sorted({name for line in section.lines for name in line.baselines},
-                   key=[NAIVE, FLOOR, "planted"].index)  # fmt: skip
-    return lines_table(title, section.lines, names)
-
-
-def run(cfg: Config, out: Path, names: list[str], *, keep: bool, quick: bool) -> dict[str, Any]:
-    console = Console(stderr=True)
-    scratch = Path(tempfile.mkdtemp(prefix="scribe-toolkit-bench-", dir="/tmp"))
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    sections: list[Section] = []
-    try:
-        for name in names:
-            sections.append(SECTIONS[name](cfg, scratch, console))
-    finally:
-        if keep:
-            console.print(f"kept {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-    elapsed = time.perf_counter() - started
-    wide = Console(width=max(Console().width, 160))
-    for section in sections:
-        wide.print(render(section, f"scribe toolkit benchmark: {section.name} "
-                                   f"({'quick' if quick else 'full'} run)"))  # fmt: skip
-    lines = [line for section in sections for line in section.lines]
-    return write_report(
-        out,
-        console,
-        quick=quick,
-        elapsed=elapsed,
-        cfg=cfg,
-        load_before=load_before,
-        all_pass=all(line.passed for line in lines if line.passed is not None),
-        summary=[
-            {"section": section.name, **asdict(line), **line.ratios()}
-            for section in sections
-            for line in section.lines
-        ],
-        **{section.name: section.details for section in sections},
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark scribe.notes, the toolkit's core.")
-    parser.add_argument("--quick", action="store_true", help="10x smaller workload (smoke run)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch directory in /tmp")
-    parser.add_argument("--section", action="append", choices=list(SECTIONS),
-                        help="run only this section (repeatable; default: all)")  # fmt: skip
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        run(QUICK if args.quick else FULL, args.out, args.section or list(SECTIONS),
-            keep=args.keep, quick=args.quick)  # fmt: skip
-    except KeyboardInterrupt:
-        print("interrupted; scratch directory removed", file=sys.stderr)
-        return 130
-    return 0  # a missed target is a result, not an error: see "all_pass" in the JSON
+    return sections_main("Benchmark scribe.notes, the toolkit's core.", "toolkit", SECTIONS,
+                         (FULL, QUICK), DEFAULT_OUT, (NAIVE, FLOOR, "planted"), argv)  # fmt: skip
 
 
 if __name__ == "__main__":
