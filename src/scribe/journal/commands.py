@@ -102,8 +102,8 @@ def _open(base: Path, url: str | None) -> Iterator[Journal]:
     try:
         store = open_store(base, url)
     except (JournalError, sqlite3.DatabaseError) as exc:
-        where = "" if url else f" in {base}"
-        err.print(f"cannot open the journal{where}: {exc}", markup=False)
+        message = str(exc) if url else f"cannot open the journal in {base}: {exc}"
+        err.print(message, markup=False)
         raise typer.Exit(getattr(exc, "exit_code", 1)) from None
     with store:
         yield store

@@ -105,8 +105,8 @@ class PostgresJournal:
 
     Thread-safe, and safe for any number of processes. ``busy_timeout`` is how long
     an append waits for other writers before failing; ``clock`` gives the time
-    stamped on appended entries. Opening applies missing migrations; ``migrated``
-    says from which version (equal to ``SCHEMA_VERSION`` when there was nothing to do).
+    stamped on appended entries. Opening applies missing migrations; ``migrated`` is
+    the schema version found (``SCHEMA_VERSION`` when there was nothing to do).
     """
 
     def __init__(
@@ -147,7 +147,7 @@ class PostgresJournal:
                 f"-c lock_timeout={round(self._busy_timeout * 1000)}",
             )
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1 if "does not exist" in str(exc) else 0]
+            reason = " ".join(str(exc).split())  # libpq's lines, tabs and all, on one line
             hint = (
                 "create the database first (createdb), or correct journal_url"
                 if "does not exist" in reason

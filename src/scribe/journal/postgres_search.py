@@ -30,6 +30,8 @@ _WORD = re.compile(r"[^\W_]+")
 def words(text: str) -> list[str]:
     """``text``'s words as FTS5's ``unicode61`` tokenizer makes them: runs of letters
     and digits, lower-cased, with diacritics removed."""
+    if text.isascii():  # nothing to fold: most paths, messages and payloads
+        return _WORD.findall(text.lower())
     folded = unicodedata.normalize("NFKD", text.lower())
     bare = "".join(c for c in folded if not unicodedata.combining(c))
     return _WORD.findall(unicodedata.normalize("NFC", bare))
