@@ -48,15 +48,15 @@ def free_port() -> int:
 class NatsServer:
     """``nats-server`` with JetStream, from a configuration file it writes itself."""
 
-    def __init__(self, directory: Path, *, tls: str = "") -> None:
+    def __init__(self, directory: Path, *, tls: str = "", jetstream: bool = True) -> None:
         self.directory = directory
         self.store = directory / "store"
         self.port = free_port()
         self.log_path = directory / "nats.log"
         self.config = directory / "nats.conf"
-        self.config.write_text(
-            f'listen: "127.0.0.1:{self.port}"\njetstream {{ store_dir: "{self.store}" }}\n{tls}\n'
-        )
+        directory.mkdir(parents=True, exist_ok=True)
+        stream = f'jetstream {{ store_dir: "{self.store}" }}' if jetstream else ""
+        self.config.write_text(f'listen: "127.0.0.1:{self.port}"\n{stream}\n{tls}\n')
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 

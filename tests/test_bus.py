@@ -254,3 +254,10 @@ def test_clear_errors(tmp_path: Path, nats_server: NatsServer) -> None:
     )
     assert missing.returncode == 2
     assert "bus_ca: /nope is not a file" in missing.stderr
+    plain = NatsServer(tmp_path / "plain", jetstream=False)
+    try:
+        disabled = scribe("worker", str(root), "--bus", plain.url, cwd=root)
+    finally:
+        plain.stop()
+    assert disabled.returncode == 1
+    assert f"the NATS server at {plain.url} has JetStream disabled" in disabled.stderr

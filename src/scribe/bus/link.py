@@ -98,6 +98,7 @@ class Link:
         self.shards = settings.bus_shards
         self.ack_wait = settings.bus_ack_wait
         self._tls = tls_context(settings)
+        self._certified = bool(settings.bus_cert)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="scribe-bus", daemon=True
@@ -122,10 +123,13 @@ class Link:
 
     async def _connect(self) -> tuple[Client, JetStreamContext]:
         connected = False
+        failures: list[Exception] = []
 
         async def on_error(exc: Exception) -> None:
-            if connected:  # before, the failure is raised as one clear error
+            if connected:
                 log.warning("bus %s: %s", self.url, _why(exc))
+            else:  # told once, as the reason the start failed
+                failures.append(exc)
 
         async def on_disconnected() -> None:
             if self._client is not None:  # else closed on purpose
@@ -139,24 +143,22 @@ class Link:
                 self.url,
                 tls=self._tls,
                 connect_timeout=int(CONNECT_TIMEOUT),
-                allow_reconnect=True,
-                max_reconnect_attempts=1,  # the first connection: one retry, then an error
+                # The first connection gets two attempts, so that its failure is told
+                # at once, and as it is (refused, timed out, a certificate rejected)...
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
                 reconnect_time_wait=0.5,
                 error_cb=on_error,
                 disconnected_cb=on_disconnected,
                 reconnected_cb=on_reconnected,
             )
-        except ssl.SSLError as exc:
-            raise ScribeError(
-                f"the bus at {self.url} refused the TLS connection ({exc.reason or exc}); "
-                "check bus_cert, bus_key and bus_ca"
-            ) from None
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            raise ScribeError(
-                f"the bus at {self.url} is not answering ({_why(exc)}); start nats-server "
-                "with JetStream (nats-server -js) or give the right --bus URL"
-            ) from None
-        # Connected once: from now on, a lost server is waited for, however long.
+            cause = (
+                failures[-1] if isinstance(exc, nats.errors.NoServersError) and failures else exc
+            )
+            raise ScribeError(self._refusal(cause)) from None
+        # ...and from then on, a lost server is waited for, however long it takes.
+        client.options["allow_reconnect"] = True
         client.options["max_reconnect_attempts"] = -1
         connected = True
         js = client.jetstream(timeout=5)
@@ -210,6 +212,34 @@ class Link:
                 await js.add_consumer(STREAM, config)
             except nats.js.errors.BadRequestError:
                 await js.consumer_info(STREAM, durable(shard))
+
+    def _refusal(self, exc: BaseException) -> str:
+        """What to tell when the first connection fails with ``exc``."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (
+                f"the bus at {self.url} presented a certificate that bus_ca does not "
+                f"vouch for ({exc.verify_message}); set bus_ca to the CA that signed it"
+            )
+        secure = self._tls is not None or self.url.startswith("tls://")
+        if isinstance(exc, ssl.SSLError) or (secure and isinstance(exc, ConnectionResetError)):
+            given = (
+                "the one in bus_cert is not signed by its CA"
+                if self._certified
+                else "none is set (bus_cert, bus_key)"
+            )
+            return (
+                f"the bus at {self.url} refused the TLS connection ({_why(exc)}): it wants "
+                f"a client certificate signed by its CA, and {given}"
+            )
+        if isinstance(exc, nats.errors.SecureConnRequiredError):
+            return (
+                f"the bus at {self.url} requires TLS: give tls://HOST:PORT, and bus_cert, "
+                "bus_key and bus_ca if it checks client certificates"
+            )
+        return (
+            f"the bus at {self.url} is not answering ({_why(exc)}); start nats-server with "
+            "JetStream (nats-server -js) or give the right --bus URL"
+        )
 
     def close(self) -> None:
         """Close the connection; safe to call twice. Every publish and acknowledgement
