@@ -59,7 +59,9 @@ def sql(url: str, statement: str) -> list[tuple[object, ...]]:
 
 
 def test_two_processes_appending_at_once_keep_one_linear_chain(url: str) -> None:
-    PostgresJournal(url).close()  # the schema first, so neither process waits on the other's
+    """Real processes, each with its own connections, appending batches of 1-3 entries."""
+    # The database is new: both processes also race to build the schema, and the
+    # advisory lock lets only one of them do it.
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", APPENDER, url, name, str(BATCHES)],
@@ -184,6 +186,7 @@ def test_copy_refuses_a_broken_sqlite_journal_and_copies_nothing(
     sqlite_journal(tmp_path)
     conn = sqlite3.connect(tmp_path / JOURNAL_DB, isolation_level=None)
     conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute("DROP TRIGGER entries_no_delete")
     conn.execute("UPDATE entries SET message = 'nothing happened' WHERE seq = 17")
     conn.close()
     target = postgres.new_database()
@@ -193,6 +196,17 @@ def test_copy_refuses_a_broken_sqlite_journal_and_copies_nothing(
     assert "nothing was copied" in refused.stderr
     with PostgresJournal(target) as store:
         assert store.count() == 0
+        with SqliteJournal(tmp_path / JOURNAL_DB) as source:
+            with pytest.raises(JournalError, match="entry 17 was changed: its hash"):
+                store.copy_from(source)
+            assert store.count() == 0
+            conn = sqlite3.connect(tmp_path / JOURNAL_DB, isolation_level=None)
+            conn.execute("DELETE FROM entries WHERE seq >= 17")
+            conn.close()
+            seen: list[tuple[int, int]] = []
+            assert store.copy_from(source, lambda n, total: seen.append((n, total))) == 16
+        assert seen[-1] == (16, 16)
+        assert store.verify().ok
 
 
 def test_scribe_run_journals_into_postgres_and_mirrors_into_the_repository(

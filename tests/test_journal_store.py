@@ -16,7 +16,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -502,6 +502,56 @@ def test_text_search_takes_any_user_input(
     assert seqs(store.query(Query(text=text, path="notes/sub/b.md"))) == [
         e.seq for e in entries if keep(e) and e.path == "notes/sub/b.md"
     ]
+
+
+def agent_entry(i: int) -> NewEntry:
+    """Entry ``i`` of three agents' work: executions, cases, intents, modes, projects."""
+    payload: dict[str, Any] = {
+        "execution_id": f"ex-{i % 4}",
+        "agent": {"instance_id": f"agent-{i % 3}"},
+        "intent": ("fix", "review")[i % 2],
+        "mode": ("project", "sentinel")[i % 5 == 0],
+        "project": f"p{i % 3}",
+        "affected_dev_projects": [f"p{(i + 1) % 3}"] if i % 4 == 0 else [],
+    }
+    if i % 6 == 0:
+        payload["case_id"] = f"case-{i % 12}"
+    if i % 2:
+        payload["event_type"] = ("deploy", "alert")[i % 3 == 0]
+        return NewEntry("agent.event", f"agent:{i % 3}", payload=payload, message="event")
+    kind = ("agent.entry", "deploy", "case.opened")[i % 3]
+    return NewEntry(kind, f"agent:{i % 3}", payload=payload, message="entry")
+
+
+@pytest.mark.parametrize(
+    ("query", "keep"),
+    [
+        (Query(execution_id="ex-1"), lambda p, k: p["execution_id"] == "ex-1"),
+        (Query(agent_instance_id="agent-2"), lambda p, k: p["agent"]["instance_id"] == "agent-2"),
+        (Query(case_id="case-6"), lambda p, k: p.get("case_id") == "case-6"),
+        (Query(intent="review", mode="sentinel"),
+         lambda p, k: p["intent"] == "review" and p["mode"] == "sentinel"),
+        (Query(project="p1"), lambda p, k: "p1" in (p["project"], *p["affected_dev_projects"])),
+        (Query(event_types=("deploy",)),
+         lambda p, k: k == "deploy" or (k == "agent.event" and p.get("event_type") == "deploy")),
+        (Query(execution_id="ex-0", project="p2"),
+         lambda p, k: p["execution_id"] == "ex-0"
+         and "p2" in (p["project"], *p["affected_dev_projects"])),
+        (Query(case_id="nobody"), lambda p, k: False),
+    ],
+    ids=["execution", "agent", "case", "intent-mode", "project", "event-type", "two", "none"],
+)  # fmt: skip
+def test_agents_filters_agree_with_a_plain_scan(
+    backend: Backend, query: Query, keep: Callable[[dict[str, Any], str], bool]
+) -> None:
+    with backend.open() as store:
+        entries = store.append([agent_entry(i) for i in range(60)])
+        expected = [e.seq for e in entries if keep(dict(e.payload), e.kind)]
+        assert seqs(store.query(query)) == expected
+        page = replace(
+            query, limit=3, newest_first=True, before_seq=expected[-1] if expected else None
+        )
+        assert seqs(store.query(page)) == expected[:-1][::-1][:3]
 
 
 def test_open_work_is_pending_entries_no_done_entry_refers_to(backend: Backend) -> None:

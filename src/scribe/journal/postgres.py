@@ -63,7 +63,7 @@ from scribe.journal.schema import projects_named
 from scribe.journal.search import glob_match
 
 SCHEMES = ("postgresql://", "postgres://")
-#: The ``pg_advisory_xact_lock`` key migrations hold ("scribe" in ASCII).
+#: The advisory lock key migrations hold ("scribe" in ASCII).
 _MIGRATION_LOCK = 0x736372696265
 _COPY_ENTRIES = f"COPY entries ({COLUMNS}, words, {', '.join(PAYLOAD_COLUMNS)}) FROM STDIN"
 _COPY_PROJECTS = "COPY entry_projects (project, seq) FROM STDIN"
@@ -163,13 +163,20 @@ class PostgresJournal:
         try:
             if self._version(db) == SCHEMA_VERSION:
                 return SCHEMA_VERSION
-            with db.transaction():
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                version = self._version(db)  # another process may have just migrated
-                for statements in MIGRATIONS[version:]:
-                    for statement in statements:
-                        db.execute(statement)
-                db.execute("UPDATE version SET n = %s", (SCHEMA_VERSION,))
+            # A session lock, taken before the transaction: a transaction started after
+            # another process's migration committed sees its tables (one that began
+            # earlier may still look them up in stale catalog caches).
+            db.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            try:
+                with db.transaction():
+                    version = self._version(db)  # another process may have just migrated
+                    for statements in MIGRATIONS[version:]:
+                        for statement in statements:
+                            db.execute(statement)
+                    db.execute("UPDATE version SET n = %s", (SCHEMA_VERSION,))
+            finally:
+                if not db.broken:
+                    db.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
             return version
         except psycopg.Error as exc:
             raise JournalError(
