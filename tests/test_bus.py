@@ -231,6 +231,9 @@ def test_an_event_that_keeps_failing_is_quarantined(cluster: Cluster, bus: NatsS
     assert "after 5 deliveries" in entry.message
     assert "not a Scribe event" in entry.message
     assert wait_until(lambda: pending_messages(bus.url) == 0, 10, interval=0.2)
+    listed = scribe("quarantine", "list", "--json", "--root", str(cluster.root), cwd=cluster.root)
+    assert '"rule": "bus"' in listed.stdout
+    cluster.worker()  # a start with the entry in the journal goes on (and releases it)
 
 
 def test_a_worker_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
@@ -254,6 +257,11 @@ def test_clear_errors(tmp_path: Path, nats_server: NatsServer) -> None:
     )
     assert missing.returncode == 2
     assert "bus_ca: /nope is not a file" in missing.stderr
+    off = scribe(
+        "worker", str(root), "--bus", nats_server.url, cwd=root, env={"SCRIBE_JOURNAL": "false"}
+    )
+    assert off.returncode == 1
+    assert "handling events from the bus needs the journal" in off.stderr
     plain = NatsServer(tmp_path / "plain", jetstream=False)
     try:
         disabled = scribe("worker", str(root), "--bus", plain.url, cwd=root)

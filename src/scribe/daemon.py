@@ -141,7 +141,7 @@ class WatchService:
 
     def _publish_to(self, link: Link, *, closes_known: bool, consume: bool) -> None:
         """Ready events go to the bus; with ``consume``, this process takes its share."""
-        from scribe.bus import Consumer, NatsBus
+        from scribe.bus import NEEDS_JOURNAL, Consumer, NatsBus
 
         settings = self.settings
         self.scheduler = NatsBus(
@@ -153,6 +153,8 @@ class WatchService:
             high_water=settings.queue_high_water,
         )
         if consume:
+            if self.journal is None:
+                raise ScribeError(NEEDS_JOURNAL)
             self._consumer = Consumer(
                 link,
                 self._handle,

@@ -19,9 +19,10 @@ from typing import Annotated
 
 import typer
 
-from scribe.bus import Consumer, Link, publish
+from scribe.bus import NEEDS_JOURNAL, Consumer, Link, publish
 from scribe.config import load_settings
 from scribe.engine import Engine, Outcome, Status
+from scribe.errors import ScribeError
 from scribe.events import Event
 from scribe.startup import (
     build_engine,
@@ -74,6 +75,8 @@ def worker_command(
         )
     rules_path = rules.resolve() if rules else base / settings.rules
     compiled = load_repository_rules(base, settings, rules_path)
+    if not settings.journal:
+        raise ScribeError(NEEDS_JOURNAL)
     link = Link(settings)  # before anything is journaled: a bus that is down stops here
     journal = open_journal(base, settings)
     if journal is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from scribe.bus.consume import Consumer, echo_of_write
+from scribe.bus.consume import NEEDS_JOURNAL, Consumer, echo_of_write
 from scribe.bus.link import Link, check_url, tls_context
 from scribe.bus.publish import NatsBus, publish
 from scribe.bus.wire import STREAM, shard_of
@@ -20,6 +20,7 @@ from scribe.events import Event, EventKind
 from scribe.watch import Change
 
 __all__ = [
+    "NEEDS_JOURNAL",
     "STREAM",
     "Bus",
     "Consumer",

@@ -50,6 +50,10 @@ log = logging.getLogger("scribe")
 
 Handle = Callable[[list[Event]], Sequence[Outcome]]
 
+NEEDS_JOURNAL = (
+    "handling events from the bus needs the journal (journal: false in scribe.yaml): "
+    "it is how a worker knows what Scribe wrote, so that a redelivery changes nothing"
+)
 #: Seconds one pull request waits for a message; a stop is noticed within it.
 FETCH_WAIT = 1.0
 #: The most a failed event waits before it is delivered again.
@@ -90,7 +94,9 @@ def quarantined(event: Event | None, subject: str, deliveries: int, reason: str)
     return NewEntry(
         QUARANTINED,
         records.SCRIBE,
-        path=event.target if event is not None else None,
+        # Never None: ``scribe quarantine list`` lists it by path (an unreadable
+        # message has none: its subject stands in).
+        path=event.target if event is not None else subject,
         message=f"{what} quarantined after {deliveries} deliveries: {reason}",
         payload={
             "rule": "bus",
