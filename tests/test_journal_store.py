@@ -186,6 +186,7 @@ def test_public_surface_is_pinned() -> None:
         "Journal",
         "JournalError",
         "JournalUnavailable",
+        "JournalUnreachable",
         "JournalWriter",
         "Mirrors",
         "NewEntry",
@@ -195,6 +196,7 @@ def test_public_surface_is_pinned() -> None:
         "VerifyReport",
     ]
     assert scribe.journal.PostgresJournal is PostgresJournal
+    assert issubclass(scribe.journal.JournalUnreachable, JournalError)
 
 
 def test_entries_form_a_chain_of_canonical_json_hashes(backend: Backend) -> None:

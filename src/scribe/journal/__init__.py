@@ -27,12 +27,14 @@ from scribe.journal.writer import JournalWriter
 
 if TYPE_CHECKING:
     from scribe.journal.postgres import PostgresJournal
+    from scribe.journal.postgres_connection import JournalUnreachable
 
 __all__ = [
     "Entry",
     "Journal",
     "JournalError",
     "JournalUnavailable",
+    "JournalUnreachable",
     "JournalWriter",
     "Mirrors",
     "NewEntry",
@@ -48,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from scribe.journal.postgres import PostgresJournal
 
         return PostgresJournal
+    if name == "JournalUnreachable":
+        from scribe.journal.postgres_connection import JournalUnreachable
+
+        return JournalUnreachable
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -292,7 +292,8 @@ def migrate(root: RootOption = None, journal: JournalOption = None) -> None:
     base = root.resolve() if root else find_journal_root(Path.cwd())
     url = _journal_url(base, journal)
     if url:
-        from scribe.journal.postgres import PostgresJournal, display_url
+        from scribe.journal.postgres import PostgresJournal
+        from scribe.journal.postgres_connection import display_url
         from scribe.journal.postgres_schema import SCHEMA_VERSION as after
 
         with _open(base, url) as store:
@@ -336,7 +337,8 @@ def copy_command(
     nothing, then verifying the copy. Stop Scribe's processes on this repository
     first: entries they append meanwhile may be left behind.
     """
-    from scribe.journal.postgres import PostgresJournal, display_url
+    from scribe.journal.postgres import PostgresJournal
+    from scribe.journal.postgres_connection import display_url
 
     base = root.resolve() if root else find_journal_root(Path.cwd())
     url = to if to is not None else load_settings(base).journal_url

@@ -28,13 +28,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
 
 import psycopg
-from psycopg import errors
 
 from scribe.journal.entry import (
     FILE_DELETED,
@@ -44,12 +43,17 @@ from scribe.journal.entry import (
     Entry,
     Journal,
     JournalError,
-    JournalUnavailable,
     NewEntry,
     Query,
     VerifyReport,
     canonical,
     stamp,
+)
+from scribe.journal.postgres_connection import (
+    check_url,
+    connect,
+    display_url,
+    failures,
 )
 from scribe.journal.postgres_schema import (
     COLUMNS,
@@ -62,7 +66,6 @@ from scribe.journal.postgres_search import compile_query
 from scribe.journal.schema import projects_named
 from scribe.journal.search import glob_match
 
-SCHEMES = ("postgresql://", "postgres://")
 #: The advisory lock key migrations hold ("scribe" in ASCII).
 _MIGRATION_LOCK = 0x736372696265
 _COPY_ENTRIES = f"COPY entries ({COLUMNS}, words, {', '.join(PAYLOAD_COLUMNS)}) FROM STDIN"
@@ -71,25 +74,8 @@ _CHUNK = 10_000
 _T = TypeVar("_T")
 
 
-class JournalUnreachable(JournalError):
-    """``journal_url`` leads to no journal: a malformed URL, a server that does not
-    answer, a database that does not exist or refuses the user. A setting to fix,
-    so the command exits 2, as for other configuration errors."""
-
-    exit_code = 2
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def display_url(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -117,11 +103,7 @@ class PostgresJournal:
         connect_timeout: float = 10.0,
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        if not url.startswith(SCHEMES):
-            raise JournalUnreachable(
-                f"journal_url {display_url(url)!r} is not a PostgreSQL URL: give "
-                "postgresql://USER@HOST:PORT/DATABASE, or leave it unset for .scribe/journal.db"
-            )
+        check_url(url)
         self.url = url
         self._busy_timeout = busy_timeout
         self._connect_timeout = connect_timeout
@@ -137,26 +119,9 @@ class PostgresJournal:
             raise
 
     def _connect(self) -> psycopg.Connection[Any]:
-        where = display_url(self.url)
-        try:
-            db = psycopg.connect(
-                self.url,
-                autocommit=True,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                options="-c search_path=scribe,public -c synchronous_commit=on "
-                f"-c lock_timeout={round(self._busy_timeout * 1000)}",
-            )
-        except psycopg.Error as exc:
-            reason = " ".join(str(exc).split())  # libpq's lines, tabs and all, on one line
-            hint = (
-                "create the database first (createdb), or correct journal_url"
-                if "does not exist" in reason
-                else "check journal_url (SCRIBE_JOURNAL_URL) and that the server is running"
-            )
-            raise JournalUnreachable(
-                f"cannot open the PostgreSQL journal {where}: {reason}; {hint}"
-            ) from None
-        return db
+        return connect(
+            self.url, busy_timeout=self._busy_timeout, connect_timeout=self._connect_timeout
+        )
 
     def _migrate(self) -> int:
         db = self._db
@@ -225,16 +190,11 @@ class PostgresJournal:
                         locked = True
                         ts = max(stamp(self._clock()), last_ts)
                         sealed: list[Entry] = []
-                        rows: list[tuple[Any, ...]] = []
-                        projects: list[tuple[str, int]] = []
                         for new in entries:
                             seq += 1
-                            entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
-                            prev = entry.hash
-                            sealed.append(entry)
-                            rows.append(table_row(entry, new.payload_json))
-                            projects.extend((name, seq) for name in projects_named(new.payload))
-                        self._insert(db, rows, projects, sealed[-1])
+                            sealed.append(Entry.seal(new, seq=seq, ts=ts, prev_hash=prev))
+                            prev = sealed[-1].hash
+                        self._insert(db, sealed, [new.payload_json for new in entries])
                     return sealed
                 except psycopg.OperationalError:
                     # A connection lost before the head was locked (the server restarted
@@ -250,25 +210,24 @@ class PostgresJournal:
         return int(row[0]), str(row[1]), str(row[2])
 
     @staticmethod
-    def _insert(
-        db: psycopg.Connection[Any],
-        rows: list[tuple[Any, ...]],
-        projects: list[tuple[str, int]],
-        last: Entry,
-    ) -> None:
+    def _insert(db: psycopg.Connection[Any], sealed: list[Entry], payloads: list[str]) -> None:
+        """Insert ``sealed`` (whose payloads' canonical texts are ``payloads``), file them
+        under their projects, and move the head to the last."""
+        projects = [(name, e.seq) for e in sealed for name in projects_named(e.payload)]
         with db.cursor() as cur:
             with cur.copy(_COPY_ENTRIES) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for entry, payload in zip(sealed, payloads, strict=True):
+                    copy.write_row(table_row(entry, payload))
             if projects:
                 with cur.copy(_COPY_PROJECTS) as copy:
                     for project in projects:
                         copy.write_row(project)
+            last = sealed[-1]
             cur.execute("UPDATE head SET seq = %s, ts = %s, hash = %s", (last.seq, last.ts,
                                                                            last.hash))  # fmt: skip
 
-    def _errors(self, doing: str) -> Any:
-        return _Failures(doing, display_url(self.url), self._busy_timeout)
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return failures(doing, self.url, self._busy_timeout)
 
     def copy_from(self, source: Journal, progress: Callable[[int, int], None] | None = None) -> int:
         """Copy every entry of ``source`` here unchanged (seq, time and hash), checking
@@ -280,22 +239,17 @@ class PostgresJournal:
             db = self._writer()
             with db.transaction():
                 seq, _, prev = self._locked_head(db)
-                if seq or db.execute("SELECT EXISTS (SELECT 1 FROM entries)").fetchone() != (
-                    False,
-                ):
+                ((holds,),) = db.execute("SELECT EXISTS (SELECT 1 FROM entries)").fetchall()
+                if seq or holds:
                     raise JournalError(
                         f"{display_url(self.url)} already holds a journal (up to entry {seq}): "
                         "copy only into an empty one"
                     )
                 for page in _pages(source):
-                    rows: list[tuple[Any, ...]] = []
-                    projects: list[tuple[str, int]] = []
                     for entry in page:
                         _check_link(entry, seq + 1, prev)
                         seq, prev = entry.seq, entry.hash
-                        rows.append(table_row(entry, canonical(entry.payload)))
-                        projects.extend((name, entry.seq) for name in projects_named(entry.payload))
-                    self._insert(db, rows, projects, page[-1])
+                    self._insert(db, page, [canonical(entry.payload) for entry in page])
                     copied += len(page)
                     if progress is not None:
                         progress(copied, total)
@@ -415,26 +369,6 @@ class PostgresJournal:
         self.close()
 
 
-class _Failures:
-    """Turns the server's errors into the journal's: a lock held too long, a lost
-    connection, a read-only server, each said in words a user can act on."""
-
-    def __init__(self, doing: str, where: str, timeout: float) -> None:
-        self.doing, self.where, self.timeout = doing, where, timeout
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if not isinstance(exc, psycopg.Error):
-            return
-        if isinstance(exc, errors.LockNotAvailable):
-            reason = f"it is locked: another writer held it for more than {self.timeout:g} s"
-        else:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JournalUnavailable(f"cannot {self.doing} the journal {self.where}: {reason}") from exc
-
-
 def _pages(source: Journal) -> Iterator[list[Entry]]:
     after = 0
     while page := source.query(Query(after_seq=after, limit=_CHUNK)):
@@ -442,16 +376,23 @@ def _pages(source: Journal) -> Iterator[list[Entry]]:
         after = page[-1].seq
 
 
+def _link_problem(seq: int, prev_hash: str, expected: int, prev: str) -> tuple[int, str] | None:
+    """Which entry breaks the chain, and how, if ``seq`` does not come next after
+    ``prev``: the seq and link checks that ``verify`` and ``copy_from`` share."""
+    if seq != expected:
+        return expected, f"entry {expected} {'is missing' if seq > expected else 'is out of order'}"
+    if prev_hash != prev:
+        return seq, (f"entry {seq} does not follow entry {seq - 1}: an entry before it was "
+                     "changed, removed or moved")  # fmt: skip
+    return None
+
+
 def _check_link(entry: Entry, expected: int, prev: str) -> None:
-    problem = ""
-    if entry.seq != expected:
-        problem = f"entry {expected} is missing" if entry.seq > expected else "out of order"
-    elif entry.prev_hash != prev:
-        problem = f"entry {entry.seq} does not follow entry {entry.seq - 1}"
-    elif entry.recompute() != entry.hash:
-        problem = f"entry {entry.seq} was changed: its hash does not match"
-    if problem:
-        raise JournalError(f"the source journal is broken: {problem}; nothing was copied")
+    found = _link_problem(entry.seq, entry.prev_hash, expected, prev)
+    if found is None and entry.recompute() != entry.hash:
+        found = entry.seq, f"entry {entry.seq} was changed: its hash does not match"
+    if found is not None:
+        raise JournalError(f"the source journal is broken: {found[1]}; nothing was copied")
 
 
 def _check_chain(
@@ -466,12 +407,8 @@ def _check_chain(
 
     for row in rows:
         seq, prev_hash, hash_ = row[0], row[11], row[12]
-        if seq != expected:
-            what = "is missing" if seq > expected else "is out of order"
-            return broken(expected, f"entry {expected} {what}")
-        if prev_hash != prev:
-            return broken(seq, f"entry {seq} does not follow entry {seq - 1}: an entry before "
-                          "it was changed, removed or moved")  # fmt: skip
+        if found := _link_problem(seq, prev_hash, expected, prev):
+            return broken(*found)
         try:
             intact = _entry(row).recompute() == hash_
         except (TypeError, ValueError):
