@@ -183,7 +183,8 @@ def test_a_killed_worker_loses_nothing(cluster: Cluster, bus: NatsServer) -> Non
         assert swaps[rel] <= 1, rel
         assert cut[rel] in ([], [doomed.proc.pid]), rel
         assert swaps[rel] + len(cut[rel]) >= 1, rel
-    assert sum(swaps.values()) >= 150  # most were the second worker's, after the kill
+    # What the killed worker had in hand: at most one event per shard.
+    assert sum(len(pids) for pids in cut.values()) <= 16
 
 
 def test_a_restarted_server_loses_nothing_acknowledged(cluster: Cluster, bus: NatsServer) -> None:
