@@ -23,11 +23,14 @@ from typing import Any
 
 import psycopg
 import pytest
+import typer
+from typer.testing import CliRunner
 
 import scribe.journal
 from pg_helpers import PostgresServer, shared_postgres
 from scribe.errors import ScribeError
 from scribe.journal import Entry, JournalError, NewEntry, Query, SqliteJournal
+from scribe.journal.commands import register
 from scribe.journal.entry import (
     FILE_DELETED,
     FILE_SKIPPED,
@@ -394,6 +397,29 @@ def test_a_version_1_journal_is_migrated_forward(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT seq FROM text_progress").fetchone()[0] == 3
     conn.close()
+
+
+def test_the_migrate_command_upgrades_a_sqlite_journal_once(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+
+    def migrate() -> tuple[int, str]:
+        done = CliRunner().invoke(app, ["journal", "migrate", "--root", str(tmp_path)])
+        return done.exit_code, done.stdout.strip()
+
+    assert migrate()[0] == 1  # no journal yet: none is made
+    assert not (tmp_path / ".scribe").exists()
+    db = tmp_path / ".scribe" / "journal.db"
+    fill(db, 2)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE text_progress")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert migrate() == (0, f"{db}: journal schema {SCHEMA_VERSION}, upgraded from 1")
+    assert migrate() == (0, f"{db}: journal schema {SCHEMA_VERSION}, up to date")
+    with SqliteJournal(db) as store:
+        assert store.count() == 2
 
 
 def test_text_search_sees_entries_appended_since_the_last_indexing(backend: Backend) -> None:

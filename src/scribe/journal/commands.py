@@ -305,7 +305,7 @@ def migrate(root: RootOption = None, journal: JournalOption = None) -> None:
 
         db = base / JOURNAL_DB
         before = _sqlite_version(db)
-        with _open(base, None):
+        with _journal(base, ""):  # only an existing one: scribe init or a run makes it
             pass
         where = str(db)
     change = "up to date" if before == after else f"upgraded from {before}"
