@@ -177,15 +177,21 @@ class Consumer:
                 messages = await sub.fetch(1, timeout=FETCH_WAIT)
             except nats.errors.TimeoutError:
                 continue
-            except nats.errors.Error as exc:  # reconnecting: the client retries by itself
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                # Reconnecting: the client retries by itself; so does this loop.
                 log.debug("bus: fetch failed (%s); retrying", exc)
                 await asyncio.sleep(0.5)
                 continue
             for message in messages:
                 try:
                     await self._one(message)
-                except nats.errors.Error as exc:  # it is delivered again: harmless
+                except (nats.errors.Error, OSError, TimeoutError) as exc:
                     log.warning("bus: could not acknowledge a message (%s)", exc)
+                except Exception:
+                    # Whatever went wrong, this shard must go on being consumed (a
+                    # dead loop would leave it to the other workers, silently); the
+                    # message is delivered again.
+                    log.exception("bus: failed to handle a message on %s", message.subject)
 
     async def _one(self, message: Msg) -> None:
         deliveries = message.metadata.num_delivered
