@@ -49,7 +49,6 @@ from scribe.journal.entry import (
     NewEntry,
     Query,
 )
-from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
 from scribe.observe import tracing
 from scribe.plan import Ahead, Plan
@@ -64,6 +63,7 @@ from scribe.startup import (
     ignore_for,
     load_repository_rules,
     open_journal,
+    open_store,
     required_journal,
     restore_quarantine,
     start_journal,
@@ -643,7 +643,7 @@ def quarantine_drop(
 def breakers(root: RootOption = None) -> None:
     """Rules whose circuit breaker is not closed in the running watcher."""
     base = root.resolve() if root else find_root(Path.cwd())
-    with SqliteJournal.for_root(base) as store:
+    with open_store(base, load_settings(base).journal_url) as store:
         started = store.query(Query(kinds=[ENGINE_STARTED], newest_first=True, limit=1))
         since = started[0].seq if started else 0
         moves = store.query(
