@@ -8,7 +8,13 @@ Sections (``--section NAME``, repeatable; default: all):
   unindexed PostgreSQL table in the same server (what durability alone costs
   there), and the floor: the same bytes appended to a file with one ``fsync`` per
   transaction.
-* ``bus``: see ``bus_section``.
+* ``bus``: events/s through NATS JetStream with 1, 2 and 4 ``scribe worker``
+  processes on a CPU-heavy rule (a plug-in that spends about 10 ms of CPU per file),
+  against the in-process default (``scribe watch`` alone) on the same load; the
+  target is 2 workers >= 1.6x one worker's rate.
+* ``latency``: event-to-write latency of ``scribe watch`` with the bus (it publishes
+  and consumes through NATS itself) against the in-process queue, one save at a
+  time (``bench/engine.py``'s latency phase); the target is p50 + 5 ms at most.
 
 A real PostgreSQL 15 and a real ``nats-server`` are started in temporary
 directories (installed with apt-get when missing), as the tests do.
@@ -18,10 +24,11 @@ Run ``.venv/bin/python bench/scale.py [--quick] [--out PATH] [--section NAME]``.
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +38,21 @@ from rich.console import Console
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # the servers the tests start
 
-from engine import Line, Section, SectionBuilder, sections_main  # noqa: E402
+from engine import FULL as ENGINE_FULL  # noqa: E402
+from engine import QUICK as ENGINE_QUICK  # noqa: E402
+from engine import Config as EngineConfig  # noqa: E402
+from engine import (  # noqa: E402
+    Line,
+    Section,
+    SectionBuilder,
+    System,
+    run_latency,
+    scribe_executable,
+    sections_main,
+)
 from journal import batches_of, make_paths, rate_floor  # noqa: E402
+from live_helpers import ScribeProcess  # noqa: E402
+from nats_helpers import NatsServer, WorkerProcess, reset_stream  # noqa: E402
 from pg_helpers import PostgresServer, start_postgres  # noqa: E402
 from scribe.journal import NewEntry, SqliteJournal  # noqa: E402
 from scribe.journal.entry import Journal  # noqa: E402
@@ -40,7 +60,7 @@ from scribe.journal.postgres import PostgresJournal  # noqa: E402
 from scribe.journal.writer import JournalWriter  # noqa: E402
 
 DEFAULT_OUT = BENCH_DIR / "results" / "scale.json"
-NAIVE, FLOOR, SQLITE = "naive", "floor", "sqlite"
+NAIVE, FLOOR, SQLITE, IN_PROCESS = "naive", "floor", "sqlite", "in-process"
 
 
 @dataclass(frozen=True)
@@ -50,11 +70,15 @@ class Config:
     single: int  # entries appended one per transaction
     batched: int  # entries appended 100 per transaction
     threaded: int  # entries appended by 4 threads through the writer
+    bus_files: int  # files saved at once for the bus's throughput
+    latency: EngineConfig  # the latency phase of bench/engine.py
+    bus_deadline_s: float = 300.0
     seed: int = 0
 
 
-FULL = Config(single=2_000, batched=20_000, threaded=4_000)
-QUICK = Config(single=200, batched=2_000, threaded=400)
+FULL = Config(single=2_000, batched=20_000, threaded=4_000, bus_files=1_000,
+              latency=ENGINE_FULL)  # fmt: skip
+QUICK = Config(single=200, batched=2_000, threaded=400, bus_files=100, latency=ENGINE_QUICK)
 
 
 # -- journal ---------------------------------------------------------------------------
@@ -150,16 +174,161 @@ def measure_journals(
     return lines, details
 
 
+# -- the bus ---------------------------------------------------------------------------
+
+#: A content action that costs about 10 ms of CPU per file, then marks it: the
+#: CPU-heavy rule, deterministic and idempotent like any rule.
+BURN = """
+import hashlib
+from pydantic import BaseModel
+from scribe.actions import Content
+
+class Params(BaseModel):
+    rounds: int = 20_000
+
+def plan(file, params):
+    digest = file.text.encode()
+    for _ in range(params.rounds):
+        digest = hashlib.sha256(digest).digest()
+    if "burnt: yes" in file.text:
+        return file.text
+    return file.text.replace("\\n---\\n", "\\nburnt: yes\\n---\\n", 1)
+
+action = Content("burn", Params, plan, "Spend CPU, then mark the file.", self_contained=True)
+manifest = {"version": "1.0.0", "permissions": {"write": ["**"]}}
+"""
+BURN_RULES = """rules:
+  - id: burn
+    on: [created, modified]
+    paths: ["**/*.md"]
+    do: [{burn: {}}]
+"""
+BUS_TARGET = 1.6
+LATENCY_TARGET_MS = 5.0
+
+
+def burn_repo(root: Path) -> None:
+    (root / ".scribe" / "actions").mkdir(parents=True)
+    (root / ".scribe" / "rules.yaml").write_text(BURN_RULES)
+    (root / ".scribe" / "actions" / "burn.py").write_text(BURN)
+    (root / "scribe.yaml").write_text("plugins_local: true\nlisten: 'off'\n")
+
+
+def burnt_all(root: Path, names: list[str]) -> bool:
+    for name in names:
+        try:
+            if "burnt: yes" not in (root / name).read_text():
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def drain(root: Path, files: int, deadline_s: float) -> float | None:
+    """Save ``files`` new notes at once; seconds until every one is marked, or None."""
+    names = [f"n{i:05d}.md" for i in range(files)]
+    started = time.perf_counter()
+    for name in names:
+        (root / name).write_text(f"---\ntitle: {name}\n---\nbody\n")
+    while time.perf_counter() - started < deadline_s:
+        if burnt_all(root, names):
+            return time.perf_counter() - started
+        time.sleep(0.02)
+    return None
+
+
+def bus_section(cfg: Config, scratch: Path, console: Console) -> Section:
+    server = NatsServer(scratch / "nats")
+    server.start()
+    rates: dict[str, float | None] = {}
+    try:
+        for workers in (0, 1, 2, 4):  # 0: the in-process default, no bus
+            label = f"{workers} worker(s)" if workers else "in-process"
+            console.print(f"bus: {cfg.bus_files:,} files, {label}")
+            root = scratch / f"bus-{workers}"
+            burn_repo(root)
+            logs = scratch / f"bus-{workers}-logs"
+            logs.mkdir()
+            reset_stream(server.url)
+            processes: list[ScribeProcess] = []
+            try:
+                if workers:
+                    watcher = ScribeProcess(root, "--bus", server.url, "--no-workers",
+                                            log_path=logs / "watch.log")  # fmt: skip
+                else:
+                    watcher = ScribeProcess(root, log_path=logs / "watch.log")
+                processes.append(watcher)
+                watcher.wait_ready()
+                for k in range(workers):
+                    worker = WorkerProcess(root, server.url, log_path=logs / f"worker-{k}.log")
+                    processes.append(worker)
+                    worker.wait_ready()
+                took = drain(root, cfg.bus_files, cfg.bus_deadline_s)
+                rates[label] = cfg.bus_files / took if took else None
+            finally:
+                for process in processes:
+                    process.proc.terminate()
+                for process in processes:
+                    try:
+                        process.proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        process.proc.kill()
+    finally:
+        server.stop()
+    one, two, four = rates["1 worker(s)"], rates["2 worker(s)"], rates["4 worker(s)"]
+    scaling = two / one if one and two else None
+    lines = [
+        Line("events/s through NATS, 1 worker", "events/s", one,
+             {IN_PROCESS: rates["in-process"]}),
+        Line("events/s through NATS, 2 workers", "events/s", two,
+             {IN_PROCESS: rates["in-process"]}),
+        Line("events/s through NATS, 4 workers", "events/s", four,
+             {IN_PROCESS: rates["in-process"]}),
+        Line("2 workers against 1", "x", scaling, target=f">= {BUS_TARGET}x",
+             passed=scaling is not None and scaling >= BUS_TARGET),
+    ]  # fmt: skip
+    return Section("bus", lines, {"events_per_s": rates, "files": cfg.bus_files})
+
+
+def latency_section(cfg: Config, scratch: Path, console: Console) -> Section:
+    server = NatsServer(scratch / "nats-latency")
+    server.start()
+    scribe = scribe_executable()
+    try:
+        reset_stream(server.url)
+        alone = System("in-process", lambda root, scan: [scribe, "watch", str(root),
+                                                          "--listen", "off"])  # fmt: skip
+        bussed = System("nats", lambda root, scan: [scribe, "watch", str(root), "--bus",
+                                                     server.url, "--listen", "off"])  # fmt: skip
+        runs = {s.name: run_latency(s, cfg.latency, scratch, console) for s in (alone, bussed)}
+    finally:
+        server.stop()
+    base, bus = runs["in-process"], runs["nats"]
+    added = (bus.p50_ms - base.p50_ms) if bus.p50_ms is not None and base.p50_ms else None
+    lines = [
+        Line("event-to-write p50 through NATS", "ms", bus.p50_ms, {IN_PROCESS: base.p50_ms}),
+        Line("event-to-write p95 through NATS", "ms", bus.p95_ms, {IN_PROCESS: base.p95_ms}),
+        Line("  p50 added by the bus", "ms", added, target=f"<= {LATENCY_TARGET_MS:.0f} ms",
+             passed=added is not None and added <= LATENCY_TARGET_MS),
+        Line("  saves unanswered or answered wrongly", "count",
+             float(bus.missed + bus.bad + base.missed + base.bad), target="0",
+             passed=bus.missed + bus.bad + base.missed + base.bad == 0),
+    ]  # fmt: skip
+    return Section("latency", lines, {name: asdict(run) for name, run in runs.items()})
+
+
 # -- running ---------------------------------------------------------------------------
 
 SECTIONS: dict[str, SectionBuilder] = {
     "journal": journal_section,
+    "bus": bus_section,
+    "latency": latency_section,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     return sections_main("Benchmark Scribe's scale-out.", "scale", SECTIONS, (FULL, QUICK),
-                         DEFAULT_OUT, (SQLITE, NAIVE, FLOOR), argv)  # fmt: skip
+                         DEFAULT_OUT, (SQLITE, IN_PROCESS, NAIVE, FLOOR), argv)  # fmt: skip
 
 
 if __name__ == "__main__":
