@@ -153,10 +153,7 @@ class Link:
                 reconnected_cb=on_reconnected,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            cause = (
-                failures[-1] if isinstance(exc, nats.errors.NoServersError) and failures else exc
-            )
-            raise ScribeError(self._refusal(cause)) from None
+            raise ScribeError(self._refusal(_telling(exc, failures))) from None
         # ...and from then on, a lost server is waited for, however long it takes.
         client.options["allow_reconnect"] = True
         client.options["max_reconnect_attempts"] = -1
@@ -221,7 +218,10 @@ class Link:
                 f"vouch for ({exc.verify_message}); set bus_ca to the CA that signed it"
             )
         secure = self._tls is not None or self.url.startswith("tls://")
-        if isinstance(exc, ssl.SSLError) or (secure and isinstance(exc, ConnectionResetError)):
+        # A server that checks client certificates may close the connection before
+        # its alert arrives: on TLS, a connection cut during the start is a refusal.
+        cut = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, EOFError)
+        if isinstance(exc, ssl.SSLError) or (secure and isinstance(exc, cut)):
             given = (
                 "the one in bus_cert is not signed by its CA"
                 if self._certified
@@ -255,6 +255,19 @@ class Link:
     def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=2)
+
+
+def _telling(raised: BaseException, failures: list[Exception]) -> BaseException:
+    """The failure that says most of why the first connection failed: a TLS error
+    if there was one, else the last attempt's own error rather than the client's
+    summary (no servers available)."""
+    seen = [*failures, raised]
+    tls = [exc for exc in seen if isinstance(exc, ssl.SSLError)]
+    if tls:
+        return tls[-1]
+    if isinstance(raised, nats.errors.NoServersError) and failures:
+        return failures[-1]
+    return raised
 
 
 def _why(exc: BaseException) -> str:
