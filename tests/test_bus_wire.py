@@ -1,13 +1,17 @@
 """What travels on the bus: shards every process agrees on, events that come back
-as they left, and the package's public names."""
+as they left, and the package's public names; and no bus at all by default."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 import scribe.bus
+from cli_helpers import make_repo
 from scribe.bus import shard_of
 from scribe.bus.wire import decode, encode, subject
 from scribe.events import Event, EventKind
@@ -64,3 +68,25 @@ def test_the_public_names_are_pinned() -> None:
         "shard_of",
         "tls_context",
     ]
+
+
+def test_without_a_bus_watch_keeps_its_in_process_queue(tmp_path: Path) -> None:
+    # In a process of its own: other tests here load nats-py.
+    root = make_repo(tmp_path / "repo", "rules: []\n", {"listen": "off"})
+    program = f"""
+import sys
+from pathlib import Path
+from rich.console import Console
+from scribe.config import load_settings
+from scribe.daemon import WatchService
+from scribe.scheduler import Scheduler
+root = Path({str(root)!r})
+service = WatchService(root, load_settings(root), [], rules_file=root / ".scribe/rules.yaml",
+    rules_display="rules.yaml", rules_fixed=False, flags={{}}, listen_given=False,
+    console=Console(stderr=True))
+print(type(service.scheduler) is Scheduler, "nats" in sys.modules)
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.stdout.split() == ["True", "False"], ran.stderr
