@@ -161,7 +161,6 @@ class WatchService:
                 root=self.root,
                 journal=self.journal,
                 max_deliveries=settings.max_deliveries,
-                threads=settings.workers,
                 max_batch=settings.max_batch,
             )
 

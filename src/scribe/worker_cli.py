@@ -92,7 +92,6 @@ def worker_command(
         root=base,
         journal=journal,
         max_deliveries=settings.max_deliveries,
-        threads=settings.workers,
         max_batch=settings.max_batch,
     )
     _on_stop_signals(stop)
