@@ -239,7 +239,6 @@ def drain(root: Path, files: int, deadline_s: float) -> float | None:
 
 def bus_section(cfg: Config, scratch: Path, console: Console) -> Section:
     server = NatsServer(scratch / "nats")
-    server.start()
     rates: dict[str, float | None] = {}
     try:
         for workers in (0, 1, 2, 4):  # 0: the in-process default, no bus
@@ -292,7 +291,6 @@ def bus_section(cfg: Config, scratch: Path, console: Console) -> Section:
 
 def latency_section(cfg: Config, scratch: Path, console: Console) -> Section:
     server = NatsServer(scratch / "nats-latency")
-    server.start()
     scribe = scribe_executable()
     try:
         reset_stream(server.url)
