@@ -4,6 +4,8 @@ publishing, real ``scribe worker`` processes handling, a real repository."""
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,3 +272,34 @@ def test_clear_errors(tmp_path: Path, nats_server: NatsServer) -> None:
         plain.stop()
     assert disabled.returncode == 1
     assert f"the NATS server at {plain.url} has JetStream disabled" in disabled.stderr
+
+
+def test_a_worker_answers_probes_and_says_when_the_bus_is_down(
+    tmp_path: Path, bus: NatsServer
+) -> None:
+    root = make_repo(tmp_path / "repo", RULES, {"bus_ack_wait": 2})
+    worker = WorkerProcess(root, bus.url, "--listen", "127.0.0.1:0", log_path=tmp_path / "w.log")
+    try:
+        worker.wait_ready()
+        host, port = worker.records("working")[0]["listen"].rsplit(":", 1)
+
+        def get(path: str) -> tuple[int, str]:
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                return response.status, response.read().decode()
+            finally:
+                connection.close()
+
+        assert get("/healthz")[0] == 200
+        assert get("/readyz")[0] == 200
+        status = json.loads(get("/status")[1])
+        assert (status["role"], status["bus"], status["ready"]) == ("worker", bus.url, True)
+        assert "scribe_" in get("/metrics")[1]
+        bus.stop()
+        assert wait_until(lambda: get("/readyz")[0] == 503, 20, interval=0.2)
+        assert "not connected to the bus" in get("/readyz")[1]
+        assert get("/healthz")[0] == 200  # alive: it reconnects by itself
+    finally:
+        worker.close()

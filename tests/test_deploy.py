@@ -224,8 +224,8 @@ def test_certificates_are_mounted_read_only_and_named_in_the_settings(helm: Path
         assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/scribe/tls", "readOnly": True}
         assert env(deployment)["SCRIBE_BUS_CERT"] == "/etc/scribe/tls/client.pem"
         assert env(deployment)["SCRIBE_BUS_CA"] == "/etc/scribe/tls/ca.pem"
-    assert env(watcher)["SCRIBE_TLS_CERT"] == "/etc/scribe/tls/server.pem"
-    assert env(watcher)["SCRIBE_TLS_CLIENT_CA"] == "/etc/scribe/tls/ca.pem"
+        assert env(deployment)["SCRIBE_TLS_CERT"] == "/etc/scribe/tls/server.pem"
+        assert env(deployment)["SCRIBE_TLS_CLIENT_CA"] == "/etc/scribe/tls/ca.pem"
     plain = one(render(helm, "tls.enabled=false"), "Deployment", "-watcher")
     assert not [e for e in container(plain).get("env", []) if "TLS" in e["name"]]
 
@@ -235,28 +235,35 @@ def test_certificates_are_mounted_read_only_and_named_in_the_settings(helm: Path
     [(["tls.enabled=false"], "HTTP"), (["tls.clientAuth=false"], "HTTPS")],
 )
 def test_probes_ask_healthz_and_readyz(helm: Path, settings: list[str], scheme: str) -> None:
-    watcher = container(one(render(helm, *settings), "Deployment", "-watcher"))
-    assert watcher["livenessProbe"]["httpGet"] == {
-        "path": "/healthz",
-        "port": "ops",
-        "scheme": scheme,
-    }
-    assert watcher["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert watcher["ports"] == [{"name": "ops", "containerPort": 9469, "protocol": "TCP"}]
+    manifests = render(helm, *settings, "workers.port=9500")
+    for name, port in (("-watcher", 9469), ("-workers", 9500)):
+        process = container(one(manifests, "Deployment", name))
+        assert process["livenessProbe"]["httpGet"] == {
+            "path": "/healthz",
+            "port": "ops",
+            "scheme": scheme,
+        }
+        assert process["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert process["ports"] == [{"name": "ops", "containerPort": port, "protocol": "TCP"}]
+        # The process serves where the settings say, so the health check asks there too.
+        assert env(one(manifests, "Deployment", name))["SCRIBE_LISTEN"] == f"0.0.0.0:{port}"
 
 
 def test_with_client_certificates_the_probes_run_the_health_check(helm: Path) -> None:
-    watcher = container(one(render(helm), "Deployment", "-watcher"))
-    command = watcher["readinessProbe"]["exec"]["command"]
-    assert command[:3] == ["python", "/usr/local/lib/scribe/healthcheck.py", "/readyz"]
-    assert "--cert=/etc/scribe/tls/client.pem" in command
-    assert watcher["livenessProbe"]["exec"]["command"][2] == "/healthz"
+    manifests = render(helm)
+    for name in ("-watcher", "-workers"):
+        process = container(one(manifests, "Deployment", name))
+        command = process["readinessProbe"]["exec"]["command"]
+        assert command[:3] == ["python", "/usr/local/lib/scribe/healthcheck.py", "/readyz"]
+        assert "--cert=/etc/scribe/tls/client.pem" in command
+        assert process["livenessProbe"]["exec"]["command"][2] == "/healthz"
 
 
-def test_prometheus_is_told_where_to_scrape(helm: Path) -> None:
+@pytest.mark.parametrize("name", ["-watcher", "-workers"])
+def test_prometheus_is_told_where_to_scrape(helm: Path, name: str) -> None:
     def annotations(*settings: str) -> dict[str, str]:
-        watcher = one(render(helm, *settings), "Deployment", "-watcher")
-        return dict(watcher["spec"]["template"]["metadata"]["annotations"])
+        deployment = one(render(helm, *settings), "Deployment", name)
+        return dict(deployment["spec"]["template"]["metadata"]["annotations"])
 
     scrape = annotations()
     assert scrape["prometheus.io/scrape"] == "true"

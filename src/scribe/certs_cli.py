@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from scribe.certs import VALIDITY, write_dev_certs
 from scribe.errors import ScribeError
 
 app = typer.Typer(
@@ -48,6 +47,8 @@ def dev(
     ] = False,
 ) -> None:
     """Write a development CA, a server and a client certificate into DIRECTORY."""
+    from scribe.certs import VALIDITY, write_dev_certs  # cryptography: only when asked for
+
     try:
         certs = write_dev_certs(
             directory, tuple(hosts) if hosts else ("127.0.0.1", "localhost"), overwrite=force

@@ -13,15 +13,16 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scribe.bus import NEEDS_JOURNAL, Consumer, Link, publish
-from scribe.config import load_settings
-from scribe.engine import Engine, Outcome, Status
+from scribe import __version__
+from scribe.config import Settings, load_settings
+from scribe.engine import Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
 from scribe.startup import (
@@ -32,6 +33,12 @@ from scribe.startup import (
     start_journal,
     stop_journal,
 )
+
+if TYPE_CHECKING:
+    from scribe.bus import Consumer, Link
+    from scribe.engine import Engine
+    from scribe.journal.writer import JournalWriter
+    from scribe.observe.server import OpsServer
 
 log = logging.getLogger("scribe")
 
@@ -54,8 +61,17 @@ def worker_command(
     log_file: Annotated[
         Path | None, typer.Option("--log-file", help="Also append JSON log lines to this file.")
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT of /healthz, /readyz, /metrics and /status, or 'off' "
+            "(default: the listen setting).",
+        ),
+    ] = None,
 ) -> None:
     """Handle the events scribe watch publishes to the bus, until stopped."""
+    from scribe.bus import NEEDS_JOURNAL, Consumer, Link  # nats-py: only for a worker
     from scribe.cli import find_root
     from scribe.observe import logs
 
@@ -65,6 +81,7 @@ def worker_command(
         "bus": bus,
         "log_level": log_level.lower() if log_level else None,
         "log_file": str(log_file) if log_file else None,
+        "listen": listen,
     }
     settings = load_settings(base, **flags)
     log_path = Path(settings.log_file) if settings.log_file else None
@@ -94,19 +111,98 @@ def worker_command(
         max_deliveries=settings.max_deliveries,
         max_batch=settings.max_batch,
     )
+    health = _Health(base, link, journal, consumer, stop)
+    server = _serve(settings, base, health, given=listen is not None)
     _on_stop_signals(stop)
     consumer.start()
     log.info(
         "working",
-        extra={"root": str(base), "bus": link.url, "shards": link.shards, "pid": os.getpid()},
+        extra={
+            "root": str(base),
+            "bus": link.url,
+            "shards": link.shards,
+            "pid": os.getpid(),
+            "listen": "{}:{}".format(*server.address) if server else "off",
+        },
     )
     stop.wait()
     consumer.stop()
+    if server is not None:
+        server.close()
     link.close()
     engine.state.close()
     if journal is not None:
         stop_journal(journal, "worker")
     log.info("stopped", extra={"handled": consumer.handled, "quarantined": consumer.quarantined})
+
+
+class _Health:
+    """What the worker's ``/readyz`` and ``/status`` say."""
+
+    def __init__(
+        self,
+        root: Path,
+        link: Link,
+        journal: JournalWriter | None,
+        consumer: Consumer,
+        stop: threading.Event,
+    ) -> None:
+        self.root, self.link, self.journal, self.consumer, self.stop = (
+            root, link, journal, consumer, stop,
+        )  # fmt: skip
+        self.started = time.monotonic()
+
+    def not_ready(self) -> list[str]:
+        """Why ``/readyz`` must say no (empty: ready)."""
+        reasons = []
+        if not self.link.connected:
+            reasons.append(f"not connected to the bus at {self.link.url} (reconnecting)")
+        if self.journal is not None and not self.journal.healthy:
+            reasons.append(f"journal not writable: {self.journal.problem}")
+        if self.stop.is_set():
+            reasons.append("stopping")
+        return reasons
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "role": "worker",
+            "pid": os.getpid(),
+            "root": str(self.root),
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "ready": not self.not_ready(),
+            "bus": self.link.url,
+            "shards": self.link.shards,
+            "handled": self.consumer.handled,
+            "quarantined": self.consumer.quarantined,
+        }
+
+
+def _serve(settings: Settings, root: Path, health: _Health, *, given: bool) -> OpsServer | None:
+    """The operations endpoints, as ``scribe watch`` serves them: unless ``listen:
+    off``; a taken default port is a warning (another Scribe on this host), a given
+    one an error."""
+    if settings.listen.strip().lower() == "off":
+        return None
+    from scribe.observe.server import OpsServer
+    from scribe.tls import server_context
+
+    tls = server_context(settings, root)  # a TLS mistake is an error, always
+    try:
+        server = OpsServer(
+            settings.listen,
+            ready=health.not_ready,
+            status=health.status,
+            token=settings.status_token,
+            tls=tls,
+        )
+    except ScribeError as exc:
+        if given:
+            raise
+        log.warning("%s; working without the operations endpoints", exc)
+        return None
+    server.start()
+    return server
 
 
 class _Worker:
@@ -122,6 +218,8 @@ class _Worker:
         outcomes = self.engine.handle_many(events)
         raised = [event for outcome in outcomes for event in outcome.emitted]
         if raised:  # onto their own shards, behind what is queued for their files
+            from scribe.bus import publish
+
             publish(self.link, raised, self.stop)
         for outcome in outcomes:
             if outcome.status is Status.WRITTEN and outcome.plan is not None:

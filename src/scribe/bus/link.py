@@ -112,6 +112,11 @@ class Link:
             self._stop_loop()
             raise
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (it reconnects by itself when lost)."""
+        return self._client is not None and self._client.is_connected
+
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the link's loop from any other thread; its result."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -32,11 +32,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "scribe.tlsDir" -}}/etc/scribe/tls{{- end -}}
 
 {{/* The settings a process takes from its environment (SCRIBE_<KEY>); the bus itself
-is given by --bus. Called with the root context and whether it is the watcher. */}}
+is given by --bus. Called with the root context and the port of the process's
+endpoints: given as SCRIBE_LISTEN, so that the healthcheck script, which reads
+the settings, asks the port the process serves. */}}
 {{- define "scribe.env" -}}
 {{- $ := .root -}}
 {{- $tls := $.Values.tls -}}
 {{- $dir := include "scribe.tlsDir" $ -}}
+- name: SCRIBE_LISTEN
+  value: "0.0.0.0:{{ .port }}"
 {{- if $.Values.journal.secretName }}
 - name: SCRIBE_JOURNAL_URL
   valueFrom:
@@ -52,7 +56,7 @@ is given by --bus. Called with the root context and whether it is the watcher. *
 - name: SCRIBE_BUS_CA
   value: {{ $dir }}/ca.pem
 {{- end }}
-{{- if and .watcher $tls.enabled $tls.https }}
+{{- if and $tls.enabled $tls.https }}
 - name: SCRIBE_TLS_CERT
   value: {{ $dir }}/server.pem
 - name: SCRIBE_TLS_KEY
@@ -101,7 +105,7 @@ is given by --bus. Called with the root context and whether it is the watcher. *
   mountPath: /tmp
 {{- end -}}
 
-{{/* A probe of the watcher's endpoint: HTTP(S) GET, or the healthcheck script when
+{{/* A probe of a process's endpoints: HTTP(S) GET, or the healthcheck script when
 the endpoints want a client certificate, which the kubelet cannot present. */}}
 {{- define "scribe.probe" -}}
 {{- $ := index . 0 -}}
