@@ -28,6 +28,13 @@ from scribe import __version__, quarantine, records
 from scribe.actions.effects import WriteFile
 from scribe.ahead import PlanPool, default_processes
 from scribe.certs_cli import app as certs_app
+from scribe.cli_options import (
+    ListenOption,
+    LogFileOption,
+    LogLevelOption,
+    RootArgument,
+    RulesOption,
+)
 from scribe.config import (
     STATE_DIR,
     Loaded,
@@ -94,9 +101,6 @@ RootOption = Annotated[
     typer.Option(
         "--root", help="Repository root (default: found from the paths or the current directory)."
     ),
-]
-RulesOption = Annotated[
-    Path | None, typer.Option("--rules", help="Rules file (default: .scribe/rules.yaml).")
 ]
 PathsArgument = Annotated[
     list[Path] | None, typer.Argument(help="Files or directories (default: the whole repository).")
@@ -694,10 +698,7 @@ def config_command(
 
 @app.command("watch")
 def watch_command(
-    root: Annotated[
-        Path | None,
-        typer.Argument(help="Repository root (default: found from the current directory)."),
-    ] = None,
+    root: RootArgument = None,
     rules: RulesOption = None,
     scan_first: Annotated[
         bool, typer.Option("--scan", help="Apply the rules to existing files first.")
@@ -708,20 +709,9 @@ def watch_command(
     quiet_ms: Annotated[
         int | None, typer.Option("--quiet-ms", help="Quiet window where closes are not reported.")
     ] = None,
-    listen: Annotated[
-        str | None,
-        typer.Option(
-            "--listen",
-            help="HOST:PORT for /metrics, /healthz, /readyz and /status (default "
-            "127.0.0.1:9469), or off.",
-        ),
-    ] = None,
-    log_level: Annotated[
-        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = None,
-    log_file: Annotated[
-        Path | None, typer.Option("--log-file", help="Also append JSON log lines to this file.")
-    ] = None,
+    listen: ListenOption = None,
+    log_level: LogLevelOption = None,
+    log_file: LogFileOption = None,
     bus: Annotated[
         str | None,
         typer.Option(

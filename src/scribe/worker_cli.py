@@ -21,6 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from scribe import __version__
+from scribe.cli_options import (
+    ListenOption,
+    LogFileOption,
+    LogLevelOption,
+    RootArgument,
+    RulesOption,
+)
 from scribe.config import Settings, load_settings
 from scribe.engine import Outcome, Status
 from scribe.errors import ScribeError
@@ -44,31 +51,15 @@ log = logging.getLogger("scribe")
 
 
 def worker_command(
-    root: Annotated[
-        Path | None,
-        typer.Argument(help="Repository root (default: found from the current directory)."),
-    ] = None,
+    root: RootArgument = None,
     bus: Annotated[
         str | None,
         typer.Option("--bus", help="nats://HOST:PORT (tls:// for TLS); default: the bus setting."),
     ] = None,
-    rules: Annotated[
-        Path | None, typer.Option("--rules", help="Rules file (default: .scribe/rules.yaml).")
-    ] = None,
-    log_level: Annotated[
-        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = None,
-    log_file: Annotated[
-        Path | None, typer.Option("--log-file", help="Also append JSON log lines to this file.")
-    ] = None,
-    listen: Annotated[
-        str | None,
-        typer.Option(
-            "--listen",
-            help="HOST:PORT of /healthz, /readyz, /metrics and /status, or 'off' "
-            "(default: the listen setting).",
-        ),
-    ] = None,
+    rules: RulesOption = None,
+    log_level: LogLevelOption = None,
+    log_file: LogFileOption = None,
+    listen: ListenOption = None,
 ) -> None:
     """Handle the events scribe watch publishes to the bus, until stopped."""
     from scribe.bus import NEEDS_JOURNAL, Consumer, Link  # nats-py: only for a worker
