@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from scribe import plugins_cli
 from scribe.actions.manifest import manifest_schema
 from scribe.actions.registry import load_registry
 from scribe.plugins_cli import app
@@ -27,6 +28,14 @@ def repo(tmp_path: Path) -> Iterator[Path]:
     (actions / "broken.py").write_text("raise ImportError('no such thing')\n")
     yield root
     forget_modules_under(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables here are read back whole. The command's console is made when its
+    module is imported, and takes its width from COLUMNS then: under pytest-xdist
+    that is the worker's 80, not the 200 the runner's environment gives."""
+    monkeypatch.setattr(plugins_cli.out, "width", 200)
 
 
 def invoke(*args: str | Path) -> Result:
