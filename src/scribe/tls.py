@@ -14,10 +14,6 @@ import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from scribe.config import Settings
 from scribe.errors import ConfigError, Problem
 
@@ -76,6 +72,9 @@ def _read(setting: str, path: Path) -> bytes:
 
 def _check_certificates(setting: str, path: Path) -> None:
     """The file holds PEM certificates, none of them expired."""
+    # cryptography (about 9 MB) is loaded only when certificates are configured.
+    from cryptography import x509
+
     try:
         found = x509.load_pem_x509_certificates(_read(setting, path))
     except ValueError:
@@ -92,6 +91,9 @@ def _check_certificates(setting: str, path: Path) -> None:
 def _check_key(path: Path) -> None:
     """The file holds a private key in PEM, readable without a passphrase (a service
     has no terminal to ask on)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         serialization.load_pem_private_key(_read("tls_key", path), password=None)
     except TypeError:
