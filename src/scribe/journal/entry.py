@@ -170,6 +170,11 @@ class NewEntry:
         object.__setattr__(self, "payload", json.loads(text))
 
 
+def utc_now() -> datetime:
+    """The moment, in UTC: the clock the stores stamp entries with by default."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One committed record, as the store returns it. Field order is column order."""
@@ -220,6 +225,16 @@ class Entry:
     def to_json(self) -> str:
         """One canonical JSONL line (without the newline), ``hash`` included."""
         return canonical(vars(self))
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Entry:
+        """An entry as a store's row holds it: the fields in order, the payload as
+        JSON text."""
+        seq, ts, kind, actor, path, before, after, diff, message, payload, ref, prev, hash_ = row
+        return cls(
+            seq, ts, kind, actor, path, before, after, diff, message, json.loads(payload), ref,
+            prev, hash_,
+        )  # fmt: skip
 
     @classmethod
     def from_json(cls, line: str) -> Entry:

@@ -25,11 +25,10 @@ the next call.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -48,6 +47,7 @@ from scribe.journal.entry import (
     VerifyReport,
     canonical,
     stamp,
+    utc_now,
 )
 from scribe.journal.postgres_connection import (
     check_url,
@@ -74,18 +74,6 @@ _CHUNK = 10_000
 _T = TypeVar("_T")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    seq, ts, kind, actor, path, before, after, diff, message, payload, ref, prev, hash_ = row
-    return Entry(
-        seq, ts, kind, actor, path, before, after, diff, message, json.loads(payload), ref,
-        prev, hash_,
-    )  # fmt: skip
-
-
 class PostgresJournal:
     """The journal in a PostgreSQL database (``postgresql://USER@HOST:PORT/DB``).
 
@@ -101,7 +89,7 @@ class PostgresJournal:
         *,
         busy_timeout: float = 5.0,
         connect_timeout: float = 10.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         check_url(url)
         self.url = url
@@ -276,11 +264,11 @@ class PostgresJournal:
 
     def get(self, seq: int) -> Entry | None:
         rows = self._all(f"SELECT {COLUMNS} FROM entries WHERE seq = %s", (seq,))
-        return _entry(rows[0]) if rows else None
+        return Entry.from_row(rows[0]) if rows else None
 
     def head(self) -> Entry | None:
         rows = self._all(f"SELECT {COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1")
-        return _entry(rows[0]) if rows else None
+        return Entry.from_row(rows[0]) if rows else None
 
     def count(self) -> int:
         return int(self._all("SELECT count(*) FROM entries")[0][0])
@@ -295,7 +283,7 @@ class PostgresJournal:
             return []
         sql, params, check = compiled
         if check is None:
-            return [_entry(row) for row in self._all(sql, params)]
+            return [Entry.from_row(row) for row in self._all(sql, params)]
 
         def stream(db: psycopg.Connection[Any]) -> list[Entry]:
             found: list[Entry] = []
@@ -304,7 +292,7 @@ class PostgresJournal:
                 cur.execute(sql, params)
                 for row in cur:
                     if glob_match(check, row[4]):
-                        found.append(_entry(row))
+                        found.append(Entry.from_row(row))
                         if len(found) == q.limit:
                             break
             return found
@@ -321,7 +309,7 @@ class PostgresJournal:
             ") ORDER BY seq",
             (pending_kind, done_kind),
         )
-        return [_entry(row) for row in rows]
+        return [Entry.from_row(row) for row in rows]
 
     def last_hashes(self) -> dict[str, str]:
         """Per path, the ``after_hash`` of its newest entry that says what the file holds
@@ -410,7 +398,7 @@ def _check_chain(
         if found := _link_problem(seq, prev_hash, expected, prev):
             return broken(*found)
         try:
-            intact = _entry(row).recompute() == hash_
+            intact = Entry.from_row(row).recompute() == hash_
         except (TypeError, ValueError):
             intact = False
         if not intact:

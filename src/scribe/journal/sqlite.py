@@ -26,12 +26,11 @@ after each commit, which lets ``verify`` notice entries cut off the end.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +47,7 @@ from scribe.journal.entry import (
     Query,
     VerifyReport,
     stamp,
+    utc_now,
 )
 from scribe.journal.head import HeadFile, read_head
 from scribe.journal.schema import MIGRATIONS, SCHEMA_VERSION, projects_named
@@ -84,18 +84,6 @@ _BODY = (
 _CHUNK = 10_000
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    seq, ts, kind, actor, path, before, after, diff, message, payload, ref, prev, hash_ = row
-    return Entry(
-        seq, ts, kind, actor, path, before, after, diff, message, json.loads(payload), ref,
-        prev, hash_,
-    )  # fmt: skip
-
-
 class SqliteJournal:
     """The journal in one SQLite file; thread-safe, and safe for several processes.
 
@@ -109,7 +97,7 @@ class SqliteJournal:
         path: Path,
         *,
         busy_timeout: float = 5.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -222,11 +210,11 @@ class SqliteJournal:
 
     def get(self, seq: int) -> Entry | None:
         row = self._one(f"SELECT {_COLUMNS} FROM entries WHERE seq = ?", (seq,))
-        return _entry(row) if row else None
+        return Entry.from_row(row) if row else None
 
     def head(self) -> Entry | None:
         row = self._one(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1")
-        return _entry(row) if row else None
+        return Entry.from_row(row) if row else None
 
     def count(self) -> int:
         return int(self._one("SELECT count(*) FROM entries")[0])
@@ -265,7 +253,7 @@ class SqliteJournal:
         if q.until is not None:
             end_seq = self._first_seq_at(q.until)
         compiled = compile_query(q, _E_COLUMNS, first_seq, end_seq, self._count)
-        return [_entry(row) for row in self._all(*compiled)] if compiled else []
+        return [Entry.from_row(row) for row in self._all(*compiled)] if compiled else []
 
     def _count(self, sql: str, params: list[Any]) -> int:
         return int(self._one(sql, params)[0])
@@ -280,7 +268,7 @@ class SqliteJournal:
             ") ORDER BY seq",
             (pending_kind, done_kind),
         )
-        return [_entry(row) for row in rows]
+        return [Entry.from_row(row) for row in rows]
 
     def last_hashes(self) -> dict[str, str]:
         """Per path, the ``after_hash`` of its newest entry that says what the file holds.
@@ -392,6 +380,6 @@ def _slow_hash(db: sqlite3.Connection, seq: int) -> str | None:
     entry differs from Python's (the fast path is an optimisation, never the judge)."""
     row = db.execute(f"SELECT {_COLUMNS} FROM entries WHERE seq = ?", (seq,)).fetchone()
     try:
-        return _entry(row).recompute()
+        return Entry.from_row(row).recompute()
     except (TypeError, ValueError):
         return None
