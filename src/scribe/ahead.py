@@ -19,7 +19,8 @@ A plan made ahead fits while
   beyond its own file reads (the note index, a schema). The pool stops at the
   first such outcome and the engine plans the rest itself. A rewrite by rules
   that are all ``self_contained`` (set, replace, ensure_frontmatter...) stops
-  nothing, so a run that stamps every file is still planned ahead.
+  nothing, so a run that fixes a few files among many is still planned ahead
+  (one that rewrites many goes back to threads: ``cli._apply_once``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ class PlanPool:
     """Worker processes planning batches of files ahead of an engine, in order.
 
     The workers are forked from this process and plan with its engine as it was
-    then; they never write, journal or run an effect.
+    then; they never write, journal or run an effect. A fork copies only the
+    calling thread: the engine's others (the journal writer) are not in the
+    workers, and nothing a worker uses (rules, the note index, the state read)
+    is held by them.
     """
 
     def __init__(self, engine: Engine, batches: Sequence[Sequence[str]], processes: int) -> None:
