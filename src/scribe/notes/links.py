@@ -355,7 +355,7 @@ def _find(text: str, code: Sequence[tuple[int, int]] | None = None) -> list[_Fou
         _add_wiki(text, m, lines, found)
     for start, end in gaps(code_spans(text) if code is None else code, body, len(text)):
         for m in _LINK.finditer(text, start, end):
-            if m[1] is not None:  # the wikilink group
+            if m["wiki"] is not None:
                 _add_wiki(text, m, lines, found)
             elif m["text"] is not None:
                 at = m.start()
@@ -371,25 +371,19 @@ def _find(text: str, code: Sequence[tuple[int, int]] | None = None) -> list[_Fou
 
 
 def _add_wiki(text: str, m: re.Match[str], lines: _Lines, found: list[_Found]) -> None:
-    # Group 1 is the inside of the brackets in both patterns that find wikilinks.
-    inner, inner_start = m[1], m.start(1)
-    target = inner.strip()
-    if target is inner and "|" not in inner and "#" not in inner and inner[-1:] != "\\":
-        # The common [[Title]]: nothing to split off.
-        t_start, heading, alias = inner_start, None, None
-    else:
-        bar = inner.find("|")
-        part = inner if bar < 0 else inner[:bar]
-        alias = None if bar < 0 else inner[bar + 1 :].strip()
-        if part.endswith("\\"):  # [[Target\|alias]] inside a table
-            part = part[:-1]
-        hash_at = part.find("#")
-        name = part if hash_at < 0 else part[:hash_at]
-        heading = None if hash_at < 0 else part[hash_at + 1 :].strip()
-        target = name.strip()
-        t_start = inner_start + len(name) - len(name.lstrip())
+    inner, inner_start = m["wiki"], m.start("wiki")
+    bar = inner.find("|")
+    part = inner if bar < 0 else inner[:bar]
+    alias = None if bar < 0 else inner[bar + 1 :].strip()
+    if part.endswith("\\"):  # [[Target\|alias]] inside a table
+        part = part[:-1]
+    hash_at = part.find("#")
+    name = part if hash_at < 0 else part[:hash_at]
+    heading = None if hash_at < 0 else part[hash_at + 1 :].strip()
+    target = name.strip()
     if not target:
         return
+    t_start = inner_start + len(name) - len(name.lstrip())
     start = m.start()
     embed = start > 0 and text[start - 1] == "!" and not (start > 1 and text[start - 2] == "\\")
     start -= embed
