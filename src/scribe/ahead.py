@@ -78,9 +78,12 @@ class PlanPool:
 
     @classmethod
     def for_run(
-        cls, engine: Engine, batches: Sequence[Sequence[str]], processes: int
+        cls, engine: Engine, batches: Sequence[Sequence[str]], processes: int | None
     ) -> PlanPool | None:
-        """A pool for a run over ``batches``, or None when it would not pay."""
+        """A pool of ``processes`` workers (None: ``default_processes()``) for a run
+        over ``batches``, or None when it would not pay."""
+        if processes is None:
+            processes = default_processes()
         if processes < 1 or sum(map(len, batches)) < MIN_FILES:
             return None
         if "fork" not in multiprocessing.get_all_start_methods():

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from scribe import __version__, quarantine, records
 from scribe.actions.effects import WriteFile
-from scribe.ahead import PlanPool, default_processes
+from scribe.ahead import PlanPool
 from scribe.certs_cli import app as certs_app
 from scribe.cli_options import (
     ListenOption,
@@ -190,10 +190,7 @@ def _apply_once(
     workers = settings.workers
     size = max(1, min(settings.max_batch, -(-len(files) // (workers * 4))))
     batches = [files[at : at + size] for at in range(0, len(files), size)]
-    processes = settings.plan_processes
-    planner = PlanPool.for_run(
-        engine, batches, default_processes() if processes is None else processes
-    )
+    planner = PlanPool.for_run(engine, batches, settings.plan_processes)
 
     def handle(batch: list[str], ahead: Mapping[str, Ahead] | None = None) -> list[Outcome]:
         return engine.handle_many([engine.scan_event(rel) for rel in batch], ahead)
@@ -209,6 +206,9 @@ def _apply_once(
                 progress.advance(task, len(done))
                 return done
 
+            def rewriting() -> bool:
+                return written * 10 >= seen  # a tenth or more of the files so far
+
             running: deque[Future[list[Outcome]]] = deque()
             for number, batch in enumerate(batches):
                 if planner is not None and planner.running:
@@ -216,10 +216,10 @@ def _apply_once(
                     yield from account(done)
                     # Its plans may read what just changed; or the run has turned into
                     # a run of rewrites, whose syncs the threads below overlap instead.
-                    if planner.outdated_by(done) or written * 10 >= seen:
+                    if planner.outdated_by(done) or rewriting():
                         planner.stop()
                     continue
-                writing = not seen or written * 10 >= seen  # a tenth or more rewritten
+                writing = not seen or rewriting()
                 if writing:
                     running.append(pool.submit(handle, batch))
                 while running and (not writing or len(running) >= workers):
