@@ -220,29 +220,16 @@ class WatchService:
         return len(left)
 
     def _serve(self) -> OpsServer | None:
-        """The operations endpoints, unless ``listen: off``; a taken default port is
-        a warning (another Scribe may watch another repository), a given one an error."""
-        if self.settings.listen.strip().lower() == "off":
-            return None
-        from scribe.observe.server import OpsServer
-        from scribe.tls import server_context
+        from scribe.observe.server import serve_endpoints
 
-        tls = server_context(self.settings, self.root)  # a TLS mistake is an error, always
-        try:
-            server = OpsServer(
-                self.settings.listen,
-                ready=self.not_ready,
-                status=self.status,
-                token=self.settings.status_token,
-                tls=tls,
-            )
-        except ScribeError as exc:
-            if self._listen_given:
-                raise
-            log.warning("%s; watching without the operations endpoints", exc)
-            return None
-        server.start()
-        return server
+        return serve_endpoints(
+            self.settings,
+            self.root,
+            ready=self.not_ready,
+            status=self.status,
+            given=self._listen_given,
+            doing="watching",
+        )
 
     def _install_signals(self) -> None:
         signals = itertools.count()  # next() is one C call: safe when a handler is re-entered

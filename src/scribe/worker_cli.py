@@ -28,7 +28,7 @@ from scribe.cli_options import (
     RootArgument,
     RulesOption,
 )
-from scribe.config import Settings, load_settings
+from scribe.config import load_settings
 from scribe.engine import Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from scribe.bus import Consumer, Link
     from scribe.engine import Engine
     from scribe.journal.writer import JournalWriter
-    from scribe.observe.server import OpsServer
 
 log = logging.getLogger("scribe")
 
@@ -65,6 +64,7 @@ def worker_command(
     from scribe.bus import NEEDS_JOURNAL, Consumer, Link  # nats-py: only for a worker
     from scribe.cli import find_root
     from scribe.observe import logs
+    from scribe.observe.server import serve_endpoints
 
     logs.configure("info")
     base = root.resolve() if root else find_root(Path.cwd())
@@ -103,7 +103,14 @@ def worker_command(
         max_batch=settings.max_batch,
     )
     health = _Health(base, link, journal, consumer, stop)
-    server = _serve(settings, base, health, given=listen is not None)
+    server = serve_endpoints(
+        settings,
+        base,
+        ready=health.not_ready,
+        status=health.status,
+        given=listen is not None,
+        doing="working",
+    )
     _on_stop_signals(stop)
     consumer.start()
     log.info(
@@ -167,33 +174,6 @@ class _Health:
             "handled": self.consumer.handled,
             "quarantined": self.consumer.quarantined,
         }
-
-
-def _serve(settings: Settings, root: Path, health: _Health, *, given: bool) -> OpsServer | None:
-    """The operations endpoints, as ``scribe watch`` serves them: unless ``listen:
-    off``; a taken default port is a warning (another Scribe on this host), a given
-    one an error."""
-    if settings.listen.strip().lower() == "off":
-        return None
-    from scribe.observe.server import OpsServer
-    from scribe.tls import server_context
-
-    tls = server_context(settings, root)  # a TLS mistake is an error, always
-    try:
-        server = OpsServer(
-            settings.listen,
-            ready=health.not_ready,
-            status=health.status,
-            token=settings.status_token,
-            tls=tls,
-        )
-    except ScribeError as exc:
-        if given:
-            raise
-        log.warning("%s; working without the operations endpoints", exc)
-        return None
-    server.start()
-    return server
 
 
 class _Worker:

@@ -20,12 +20,16 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scribe.errors import ScribeError
 from scribe.observe import metrics
+
+if TYPE_CHECKING:
+    from scribe.config import Settings
 
 log = logging.getLogger("scribe")
 
@@ -121,6 +125,37 @@ class OpsServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def serve_endpoints(
+    settings: Settings,
+    root: Path,
+    *,
+    ready: Callable[[], list[str]],
+    status: Callable[[], dict[str, Any]],
+    given: bool,
+    doing: str,
+) -> OpsServer | None:
+    """The operations endpoints of a long-running command, serving, unless ``listen:
+    off``. A taken default port is a warning (another Scribe on this host): the
+    command goes on ``doing`` without them; a port the user ``given`` is an error,
+    and so is any TLS mistake."""
+    if settings.listen.strip().lower() == "off":
+        return None
+    from scribe.tls import server_context
+
+    tls = server_context(settings, root)
+    try:
+        server = OpsServer(
+            settings.listen, ready=ready, status=status, token=settings.status_token, tls=tls
+        )
+    except ScribeError as exc:
+        if given:
+            raise
+        log.warning("%s; %s without the operations endpoints", exc, doing)
+        return None
+    server.start()
+    return server
 
 
 def _reason(exc: OSError) -> str:
