@@ -24,7 +24,6 @@ Run ``.venv/bin/python bench/scale.py [--quick] [--out PATH] [--section NAME]``.
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -266,12 +265,7 @@ def bus_section(cfg: Config, scratch: Path, console: Console) -> Section:
                 rates[label] = cfg.bus_files / took if took else None
             finally:
                 for process in processes:
-                    process.proc.terminate()
-                for process in processes:
-                    try:
-                        process.proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        process.proc.kill()
+                    process.close()
     finally:
         server.stop()
     one, two, four = rates["1 worker(s)"], rates["2 worker(s)"], rates["4 worker(s)"]
