@@ -39,8 +39,9 @@ sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # the servers the tests sta
 
 from engine import FULL as ENGINE_FULL  # noqa: E402
 from engine import QUICK as ENGINE_QUICK  # noqa: E402
-from engine import Config as EngineConfig  # noqa: E402
 from engine import (  # noqa: E402
+    WRITES,
+    DirWatch,
     Line,
     Section,
     SectionBuilder,
@@ -48,7 +49,9 @@ from engine import (  # noqa: E402
     run_latency,
     scribe_executable,
     sections_main,
+    track,
 )
+from engine import Config as EngineConfig  # noqa: E402
 from journal import batches_of, make_paths, rate_floor  # noqa: E402
 from live_helpers import ScribeProcess  # noqa: E402
 from nats_helpers import NatsServer, WorkerProcess, reset_stream  # noqa: E402
@@ -213,27 +216,23 @@ def burn_repo(root: Path) -> None:
     (root / "scribe.yaml").write_text("plugins_local: true\nlisten: 'off'\n")
 
 
-def burnt_all(root: Path, names: list[str]) -> bool:
-    for name in names:
-        try:
-            if "burnt: yes" not in (root / name).read_text():
-                return False
-        except OSError:
-            return False
-    return True
-
-
 def drain(root: Path, files: int, deadline_s: float) -> float | None:
-    """Save ``files`` new notes at once; seconds until every one is marked, or None."""
+    """Save ``files`` new notes at once; seconds until every one is marked, or None.
+
+    Files are re-read only when inotify says they changed (``bench/engine.py``'s
+    ``track``): polling them all would take CPU from the workers being measured.
+    """
     names = [f"n{i:05d}.md" for i in range(files)]
-    started = time.perf_counter()
-    for name in names:
-        (root / name).write_text(f"---\ntitle: {name}\n---\nbody\n")
-    while time.perf_counter() - started < deadline_s:
-        if burnt_all(root, names):
-            return time.perf_counter() - started
-        time.sleep(0.02)
-    return None
+    watch = DirWatch(root, WRITES)
+    try:
+        started = time.perf_counter()
+        for name in names:
+            (root / name).write_text(f"---\ntitle: {name}\n---\nbody\n")
+        done = track(watch, root, names, lambda text: "burnt: yes" in text,
+                     deadline_s=deadline_s, idle_s=30.0)  # fmt: skip
+    finally:
+        watch.close()
+    return done.done_at - started if done.converged and done.done_at is not None else None
 
 
 def bus_section(cfg: Config, scratch: Path, console: Console) -> Section:
