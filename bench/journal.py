@@ -47,6 +47,7 @@ from scribe.journal.entry import (
     RULE_MATCHED,
     WORK_DONE,
     WORK_PENDING,
+    Journal,
 )
 from scribe.journal.mirrors import Mirrors
 from scribe.journal.writer import JournalWriter
@@ -155,12 +156,17 @@ def jsonl_lines(batch: list[NewEntry]) -> bytes:
 # -- (a)/(b) append rates ----------------------------------------------------------
 
 
+def rate(store: Journal, batches: list[list[NewEntry]]) -> float:
+    """Entries per second appending ``batches`` to ``store``, one transaction each."""
+    started = time.perf_counter()
+    for batch in batches:
+        store.append(batch)
+    return sum(map(len, batches)) / (time.perf_counter() - started)
+
+
 def rate_scribe(folder: Path, batches: list[list[NewEntry]]) -> float:
     with SqliteJournal(folder / "journal.db") as store:
-        started = time.perf_counter()
-        for batch in batches:
-            store.append(batch)
-        return sum(map(len, batches)) / (time.perf_counter() - started)
+        return rate(store, batches)
 
 
 def rate_naive(folder: Path, batches: list[list[NewEntry]]) -> float:
@@ -191,12 +197,12 @@ def rate_floor(folder: Path, batches: list[list[NewEntry]]) -> float:
     return sum(map(len, batches)) / elapsed
 
 
-def rate_writer(folder: Path, entries: list[NewEntry], threads: int) -> float:
-    """``threads`` callers appending one entry at a time through group commit, mirrors on."""
-    with (
-        SqliteJournal(folder / "journal.db") as store,
-        JournalWriter(store, Mirrors(folder)) as writer,
-    ):
+def rate_threads(
+    store: Journal, entries: list[NewEntry], threads: int, mirrors: Mirrors | None = None
+) -> float:
+    """``threads`` callers appending one entry at a time to ``store`` through group
+    commit (with ``mirrors``, their lines written too)."""
+    with JournalWriter(store, mirrors) as writer:
         share = [entries[i::threads] for i in range(threads)]
         workers = [
             threading.Thread(target=lambda mine=mine: [writer.append([e]) for e in mine])
@@ -208,6 +214,12 @@ def rate_writer(folder: Path, entries: list[NewEntry], threads: int) -> float:
         for worker in workers:
             worker.join()
         return len(entries) / (time.perf_counter() - started)
+
+
+def rate_writer(folder: Path, entries: list[NewEntry], threads: int) -> float:
+    """``threads`` callers through group commit into SQLite, mirrors on."""
+    with SqliteJournal(folder / "journal.db") as store:
+        return rate_threads(store, entries, threads, Mirrors(folder))
 
 
 # -- (c)-(f) the big journal -----------------------------------------------------

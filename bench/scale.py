@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import random
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,14 +51,12 @@ from engine import (  # noqa: E402
     track,
 )
 from engine import Config as EngineConfig  # noqa: E402
-from journal import batches_of, make_paths, rate_floor  # noqa: E402
+from journal import batches_of, make_paths, rate, rate_floor, rate_threads  # noqa: E402
 from live_helpers import ScribeProcess  # noqa: E402
 from nats_helpers import NatsServer, WorkerProcess, reset_stream  # noqa: E402
 from pg_helpers import PostgresServer, start_postgres  # noqa: E402
 from scribe.journal import NewEntry, SqliteJournal  # noqa: E402
-from scribe.journal.entry import Journal  # noqa: E402
 from scribe.journal.postgres import PostgresJournal  # noqa: E402
-from scribe.journal.writer import JournalWriter  # noqa: E402
 
 DEFAULT_OUT = BENCH_DIR / "results" / "scale.json"
 NAIVE, FLOOR, SQLITE, IN_PROCESS = "naive", "floor", "sqlite", "in-process"
@@ -86,14 +83,6 @@ QUICK = Config(single=200, batched=2_000, threaded=400, bus_files=100, latency=E
 # -- journal ---------------------------------------------------------------------------
 
 
-def rate(store: Journal, batches: list[list[NewEntry]]) -> float:
-    """Entries per second appending ``batches`` to ``store``, one transaction each."""
-    started = time.perf_counter()
-    for batch in batches:
-        store.append(batch)
-    return sum(map(len, batches)) / (time.perf_counter() - started)
-
-
 def rate_naive_pg(url: str, batches: list[list[NewEntry]]) -> float:
     """A plain INSERT per entry into a table with no chain and no index, committed
     per batch, in the same server with the same durability (synchronous_commit)."""
@@ -106,24 +95,6 @@ def rate_naive_pg(url: str, batches: list[list[NewEntry]]) -> float:
             with db.transaction(), db.cursor() as cursor:
                 cursor.executemany("INSERT INTO entries VALUES (%s, %s, %s, %s, %s)", batch)
         return sum(map(len, rows)) / (time.perf_counter() - started)
-
-
-def rate_threads(store: Journal, entries: list[NewEntry], threads: int) -> float:
-    """``threads`` callers appending one entry at a time through group commit."""
-    with JournalWriter(store) as writer:
-        shares = [entries[i::threads] for i in range(threads)]
-
-        def append(share: list[NewEntry]) -> None:
-            for entry in share:
-                writer.append([entry])
-
-        workers = [threading.Thread(target=append, args=(s,)) for s in shares]
-        started = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        return len(entries) / (time.perf_counter() - started)
 
 
 def journal_section(cfg: Config, scratch: Path, console: Console) -> Section:
