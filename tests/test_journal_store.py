@@ -225,6 +225,22 @@ def test_entries_form_a_chain_of_canonical_json_hashes(backend: Backend) -> None
         assert again.verify().ok
 
 
+def test_a_batch_larger_than_one_statement_holds_is_stored_whole_and_in_order(
+    backend: Backend,
+) -> None:
+    news = [
+        replace(written(i, f"n{i:04d}.md"), payload={"round": i, "project": f"p{i % 3}"})
+        for i in range(1_234)
+    ]
+    with backend.open() as store:
+        sealed = store.append(news)
+        assert [e.seq for e in sealed] == list(range(1, 1_235))
+        assert store.count() == 1_234
+        assert [e.path for e in store.query(Query(limit=2_000))] == [n.path for n in news]
+        assert len(store.query(Query(project="p1", limit=2_000))) == 411  # i % 3 == 1
+        assert store.verify().ok
+
+
 def test_an_entry_that_cannot_be_journaled_is_refused_before_any_batch() -> None:
     with pytest.raises(JournalError, match="cannot journal"):
         NewEntry("x", "user", payload={"v": float("nan")})

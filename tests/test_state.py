@@ -49,3 +49,22 @@ def test_scribe_run_leaves_its_records_on_disk(tmp_path: Path) -> None:
     engine.handle(engine.scan_event("a.md"))
     engine.state.close()
     assert set(rows(tmp_path / "state.db")) == {"a.md"}
+
+
+def test_more_changes_than_one_statement_holds_are_all_kept(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    state = State(db)
+    count = 3 * BATCH_SIZE + 7
+    for i in range(count):
+        state.put(f"n{i}.md", Seen(f"sha{i}", "m", i, i))
+    state.flush()
+    for i in range(0, count, 2):
+        state.forget(f"n{i}.md")
+    for i in range(1, count, 4):
+        state.put(f"n{i}.md", Seen(f"new{i}", "m", i, i))
+    state.close()
+    kept = rows(db)
+    assert set(kept) == {f"n{i}.md" for i in range(1, count, 2)}
+    assert all(
+        kept[f"n{i}.md"] == (f"new{i}" if i % 4 == 1 else f"sha{i}") for i in range(1, count, 2)
+    )

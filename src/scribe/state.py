@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scribe.sqlite_rows import delete_in, insert_rows
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
@@ -27,10 +29,10 @@ CREATE TABLE IF NOT EXISTS files (
     mtime_ns INTEGER NOT NULL
 )
 """
-_UPSERT = (
-    "INSERT INTO files VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
-    "sha256=excluded.sha256, masked=excluded.masked, size=excluded.size, "
-    "mtime_ns=excluded.mtime_ns"
+_UPSERT = "INSERT INTO files"
+_ON_CONFLICT = (
+    "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, masked=excluded.masked, "
+    "size=excluded.size, mtime_ns=excluded.mtime_ns"
 )
 #: A batch is written once it holds this many changes or is this old.
 BATCH_SIZE = 256
@@ -102,9 +104,9 @@ class State:
         if self._db is None or not self._dirty:
             return
         upserts = [(p, s.sha256, s.masked, s.size, s.mtime_ns) for p, s in self._dirty.items() if s]
-        deletes = [(p,) for p, s in self._dirty.items() if s is None]
+        deletes = [p for p, s in self._dirty.items() if s is None]
         with self._db:  # one transaction
             self._db.execute("BEGIN")
-            self._db.executemany(_UPSERT, upserts)
-            self._db.executemany("DELETE FROM files WHERE path = ?", deletes)
+            insert_rows(self._db, _UPSERT, upserts, _ON_CONFLICT)
+            delete_in(self._db, "files", "path", deletes)
         self._dirty.clear()

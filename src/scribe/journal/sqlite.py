@@ -52,6 +52,7 @@ from scribe.journal.entry import (
 from scribe.journal.head import HeadFile, read_head
 from scribe.journal.schema import MIGRATIONS, SCHEMA_VERSION, projects_named
 from scribe.journal.search import compile_query, glob_match
+from scribe.sqlite_rows import insert_rows
 
 log = logging.getLogger("scribe")
 
@@ -63,8 +64,8 @@ _COLUMNS = (
     "prev_hash, hash"
 )
 _E_COLUMNS = ", ".join(f"e.{name}" for name in _COLUMNS.split(", "))
-_INSERT = f"INSERT INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-_INSERT_PROJECT = "INSERT INTO entry_projects (project, seq) VALUES (?, ?)"
+_INSERT = f"INSERT INTO entries ({_COLUMNS})"
+_INSERT_PROJECT = "INSERT INTO entry_projects (project, seq)"
 _INDEX_TEXT = (
     "INSERT INTO entries_text(rowid, path, message, payload) "
     "SELECT seq, path, message, payload FROM entries WHERE seq > ? ORDER BY seq"
@@ -188,9 +189,8 @@ class SqliteJournal:
                             entry.prev_hash, entry.hash,
                         )
                     )  # fmt: skip
-                db.executemany(_INSERT, rows)
-                if projects:
-                    db.executemany(_INSERT_PROJECT, projects)
+                insert_rows(db, _INSERT, rows)
+                insert_rows(db, _INSERT_PROJECT, projects)
                 db.execute("COMMIT")
             finally:
                 if db.in_transaction:
