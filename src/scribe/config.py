@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         description="most files one worker takes at once when changes queue up; "
         "their writes share one journal commit and one sync per directory",
     )
+    batch_sync: bool = Field(
+        True,
+        description="make a batch of 8 or more writes durable with two syncfs calls per "
+        "file system instead of an fsync per file (Linux 5.8 or later); much faster, "
+        "but it also flushes what other programs wrote to that file system",
+    )
     journal: bool = Field(
         True,
         description="record every change in .scribe/journal.db; off also means no crash "

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time as clock
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,18 +26,20 @@ from scribe import records
 from scribe.actions.effects import Finding
 from scribe.breaker import Breakers
 from scribe.confinement import Confinement
+from scribe.durable import BatchSync
 from scribe.effect_runner import DEFAULT_MAX_DEPTH, EffectRunner
 from scribe.errors import ContentChanged, FileBusy, OutsideRoot, Skipped
 from scribe.events import Event, EventKind
 from scribe.files import (
     DEFAULT_MAX_FILE_BYTES,
+    Staged,
     TextFile,
     enable_writer_probe,
-    fsync_dir,
     hash_file,
     read_text,
     sha256,
-    write_cas,
+    stage,
+    swap_in,
 )
 from scribe.frontmatter import mask
 from scribe.journal.entry import JournalUnavailable, NewEntry
@@ -129,8 +131,11 @@ class Engine:
         commands: Policy | None = None,
         max_chain_depth: int = DEFAULT_MAX_DEPTH,
         notes: NoteIndex | None = None,
+        batch_sync: bool = True,
     ) -> None:
         self.root = root.resolve()
+        #: Whether large batches of writes are synced per file system (``scribe.durable``).
+        self.batch_sync = batch_sync
         self.confinement = confinement or Confinement()
         #: The repository's notes, kept current from the events the engine handles.
         self.notes = notes
@@ -476,53 +481,84 @@ class Engine:
                 return [
                     Outcome(w.file.rel, Status.FAILED, w.plan, f"not written: {exc}") for w in batch
                 ]
-        results: list[Outcome | None] = []
-        placed: dict[int, os.stat_result] = {}
         closing: list[NewEntry] = []
-        for at, (w, intent) in enumerate(zip(batch, intents, strict=True)):
-            rel = w.file.rel
-            try:
-                with tracing.apply(w.event):
-                    placed[at] = write_cas(w.file, w.data, sync_dir=False)
-            except ContentChanged:
-                log.info("%s changed while planning; re-planning", rel)
-                closing += self._closing(intent, rel, "conflict", written=False)
-                results.append(None)
-                continue
-            except FileBusy:
-                closing += self._closing(intent, rel, "busy", written=False)
-                message = "open for writing by another process; left alone"
-                results.append(Outcome(rel, Status.BUSY, w.plan, message))
-                continue
-            except OSError as exc:  # the file is left as it was; say why it was not written
-                closing += self._closing(intent, rel, "failed", written=False, error=str(exc))
-                results.append(Outcome(rel, Status.FAILED, w.plan, f"could not write: {exc}"))
-                continue
-            results.append(Outcome(rel, Status.WRITTEN, w.plan, seq=intent))
-        unsynced = self._sync_dirs(batch[at].file.path.parent for at in placed)
+        results: list[Outcome | None] = [None] * len(batch)
+        placed = self._swap_in(batch, intents, results, closing)
         for at, stat in placed.items():
             w, intent, rel = batch[at], intents[at], batch[at].file.rel
-            problem = unsynced.get(w.file.path.parent)
-            if problem is not None:  # swapped in, but a crash could still undo it
-                closing += self._closing(intent, rel, "failed", written=False, error=problem)
-                results[at] = Outcome(rel, Status.FAILED, w.plan, f"could not write: {problem}")
-                continue
             closing += self._closing(intent, rel, "written")
             masked = self._masked(w.plan.new_text)
             self._remember(rel, w.data, masked, stat.st_size, stat.st_mtime_ns)
         self._record(*closing)
         return results
 
-    @staticmethod
-    def _sync_dirs(directories: Iterable[Path]) -> dict[Path, str]:
-        """Sync each directory once; the ones that failed, with why."""
-        problems = {}
-        for directory in dict.fromkeys(directories):
+    def _swap_in(
+        self,
+        batch: Sequence[_Write],
+        intents: Sequence[int | None],
+        results: list[Outcome | None],
+        closing: list[NewEntry],
+    ) -> dict[int, os.stat_result]:
+        """Write every file of ``batch`` durably; the status of each one written, by
+        position. ``results`` gets each file's outcome (None: changed under the
+        write, to be planned again) and ``closing`` the entries ending its intent.
+        """
+
+        def fail(at: int, status: str, outcome: Outcome | None, error: str = "") -> None:
+            extra = {"error": error} if error else {}
+            closing.extend(
+                self._closing(intents[at], batch[at].file.rel, status, written=False, **extra)
+            )
+            results[at] = outcome
+
+        def failed(at: int, problem: str) -> None:
+            w = batch[at]
+            fail(
+                at,
+                "failed",
+                Outcome(w.file.rel, Status.FAILED, w.plan, f"could not write: {problem}"),
+                problem,
+            )
+
+        placed: dict[int, os.stat_result] = {}
+        staged: dict[int, Staged] = {}
+        with BatchSync([w.file.path.parent for w in batch], allowed=self.batch_sync) as syncs:
             try:
-                fsync_dir(directory)
-            except OSError as exc:
-                problems[directory] = str(exc)
-        return problems
+                for at, w in enumerate(batch):
+                    try:
+                        staged[at] = stage(w.file, w.data, sync=syncs.per_file)
+                    except OSError as exc:  # the file is left as it was; say why
+                        failed(at, str(exc))
+                problem = syncs.before_swaps() if staged else None
+                if problem is not None:  # nothing swapped in: every file stays as it was
+                    for at in staged:
+                        failed(at, problem)
+                    return placed
+                for at in list(staged):
+                    w = batch[at]
+                    try:
+                        with tracing.apply(w.event):
+                            placed[at] = swap_in(staged.pop(at))
+                    except ContentChanged:
+                        log.info("%s changed while planning; re-planning", w.file.rel)
+                        fail(at, "conflict", None)
+                    except FileBusy:
+                        message = "open for writing by another process; left alone"
+                        fail(at, "busy", Outcome(w.file.rel, Status.BUSY, w.plan, message))
+                    except OSError as exc:
+                        failed(at, str(exc))
+                    else:
+                        results[at] = Outcome(w.file.rel, Status.WRITTEN, w.plan, seq=intents[at])
+            finally:  # temp files never swapped in
+                for pending in staged.values():
+                    pending.discard()
+            unsynced = syncs.after_swaps(batch[at].file.path.parent for at in placed)
+        for at in list(placed):
+            problem = unsynced.get(batch[at].file.path.parent)
+            if problem is not None:  # swapped in, but a crash could still undo it
+                failed(at, problem)
+                del placed[at]
+        return placed
 
     def _record(self, *entries: NewEntry) -> None:
         """Journal entries that guard no write: they need not hold the worker up."""

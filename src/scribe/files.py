@@ -257,12 +257,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_synced(fd: int, data: bytes) -> os.stat_result:
-    """Write all of ``data`` to ``fd`` and sync it; the file's status after."""
+def _write_all(fd: int, data: bytes, *, sync: bool = True) -> os.stat_result:
+    """Write all of ``data`` to ``fd`` and (unless told not to) sync it; the
+    file's status after."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    os.fsync(fd)
+    if sync:
+        os.fsync(fd)
     return os.fstat(fd)
 
 
@@ -282,6 +284,29 @@ def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_
     Returns the status of the file written, taken before the swap: a later stat of
     the path could already describe someone else's save.
     """
+    placed = swap_in(stage(file, data))
+    if sync_dir:
+        fsync_dir(file.path.parent)
+    return placed
+
+
+@dataclass(frozen=True)
+class Staged:
+    """New content written beside the file it is to replace (``stage``)."""
+
+    file: TextFile
+    data: bytes
+    tmp: Path
+    placed: os.stat_result  # the temp file's status, taken before any swap
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def stage(file: TextFile, data: bytes, *, sync: bool = True) -> Staged:
+    """Write ``data`` to a temp file beside ``file``, with its mode, synced unless
+    the caller makes the whole batch durable itself (``scribe.syncfs``) before
+    any of it is swapped in."""
     target = file.path
     unique = f"{os.getpid()}.{os.urandom(4).hex()}"
     # Only a prefix of the name: a long name plus our affixes must fit NAME_MAX.
@@ -290,27 +315,36 @@ def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_
     try:
         try:
             os.fchmod(fd, file.mode)
-            placed = _write_synced(fd, data)
-            ours = placed.st_ino
+            placed = _write_all(fd, data, sync=sync)
         finally:
             os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return Staged(file, data, tmp, placed)
+
+
+def swap_in(staged: Staged) -> os.stat_result:
+    """Swap a staged temp file into place if the file still holds what it was
+    planned from (``write_cas``); the temp is gone afterwards, whatever happened.
+    The directory is not synced."""
+    file, tmp = staged.file, staged.tmp
+    try:
         try:
-            swapped = _exchange(str(tmp), str(target))
+            swapped = _exchange(str(tmp), str(file.path))
         except FileNotFoundError:
             raise ContentChanged(file.rel) from None  # deleted since we read it
         if swapped:
-            _settle_exchange(file, (ours, data), tmp)
+            _settle_exchange(file, (staged.placed.st_ino, staged.data), tmp)
         else:  # no exchange here: the last check must come just before the replace
-            current = _read_unless_busy(target, file.rel)
+            current = _read_unless_busy(file.path, file.rel)
             if current is None or sha256(current) != file.sha256:
                 raise ContentChanged(file.rel)
-            os.replace(tmp, target)
+            os.replace(tmp, file.path)
     finally:
         # Once swapped, tmp holds the displaced (planned-from) content; drop it.
         tmp.unlink(missing_ok=True)
-    if sync_dir:
-        fsync_dir(target.parent)
-    return placed
+    return staged.placed
 
 
 def _settle_exchange(file: TextFile, ours: tuple[int, bytes], tmp: Path) -> None:
@@ -432,7 +466,7 @@ def create_new(root: Path, rel: str, data: bytes, *, mode: int = 0o644) -> os.st
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
         try:
-            placed = _write_synced(fd, data)
+            placed = _write_all(fd, data)
         finally:
             os.close(fd)
         os.link(tmp, target, follow_symlinks=False)

@@ -136,6 +136,7 @@ def build_engine(
         confinement=confinement,
         commands=command_policy(root, settings),
         max_chain_depth=settings.max_chain_depth,
+        batch_sync=settings.batch_sync,
         notes=NoteIndex(
             root.resolve(),
             deny=lambda rel: confinement.refusal(rel) is not None,
