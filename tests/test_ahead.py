@@ -171,6 +171,37 @@ def test_a_few_rewrites_by_self_contained_rules_leave_the_planning_to_the_worker
     assert trees[1] == trees[0]
 
 
+REWRITE_ALL = """
+rules:
+  - id: reword
+    paths: ["**/*.md"]
+    do: [{replace: {pattern: "see ", with: "look at "}}, {role: {}}]
+"""
+
+
+def test_a_run_rewriting_every_file_by_self_contained_rules_is_planned_ahead(
+    tmp_path: Path,
+) -> None:
+    # Rewrites that cannot change what other files' plans read keep the worker
+    # planning while threads write (a run of rewrites used to stop it).
+    trees = {}
+    for processes in (1, 0):
+        root = knowledge_base(tmp_path / f"p{processes}", REWRITE_ALL, processes,
+                              role=SELF_CONTAINED_ROLE)  # fmt: skip
+        log = tmp_path / f"roles-{processes}.txt"
+        done = scribe("run", cwd=root, env={"ROLE_LOG": str(log)})
+        assert done.returncode == 0, done.stderr
+        assert f"{NOTES} rewritten" in done.stderr
+        roles = [line.split()[0] for line in log.read_text().splitlines()]
+        if processes:  # each plan made ahead is taken: the engine plans none again
+            assert set(roles) == {"worker"}
+        else:
+            assert set(roles) == {"engine"}
+        trees[processes] = tree(root)
+    assert all(b"look at [[" in text for text in trees[1].values())
+    assert trees[1] == trees[0]
+
+
 UPPER_RULES = """
 rules:
   - id: shout

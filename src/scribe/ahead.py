@@ -17,10 +17,10 @@ A plan made ahead fits while
   files' plans read: an effect beyond a finding (a command, a write elsewhere, a
   rename) can change anything, and a rewrite can change what a rule that looks
   beyond its own file reads (the note index, a schema). The pool stops at the
-  first such outcome and the engine plans the rest itself. A rewrite by rules
-  that are all ``self_contained`` (set, replace, ensure_frontmatter...) stops
-  nothing, so a run that fixes a few files among many is still planned ahead
-  (one that rewrites many goes back to threads: ``cli._apply_once``).
+  first such outcome and the engine plans the rest itself. Rules that are all
+  ``self_contained`` (set, replace, ensure_frontmatter...) never stop it, so a
+  run that rewrites many files is planned ahead while threads overlap the
+  writes (``cli._apply_once``).
 """
 
 from __future__ import annotations
@@ -89,6 +89,12 @@ class PlanPool:
         if "fork" not in multiprocessing.get_all_start_methods():
             return None
         return cls(engine, batches, processes)
+
+    @property
+    def independent(self) -> bool:
+        """Whether every rule's steps are ``self_contained``: then nothing a batch
+        does changes what the plans of others read, whatever order they run in."""
+        return not self._rewrites_matter
 
     @property
     def running(self) -> bool:

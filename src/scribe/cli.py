@@ -180,12 +180,13 @@ def _apply_once(
     """Handle each file once, in order of ``files``, in batches (their writes share a
     journal commit).
 
-    While few files are rewritten, and nothing has happened that their plans may
-    read, worker processes plan the batches ahead (``scribe.ahead``). While many
-    files are being rewritten, batches run on ``workers`` threads, which overlap
-    one batch's disk waits (fsync) with the planning of the next. Otherwise one
-    thread is faster: threads that only read and plan contend for the
-    interpreter lock and slow each other down several times over.
+    Worker processes plan the batches ahead (``scribe.ahead``) for as long as
+    nothing has happened that their plans may read. While many files are being
+    rewritten, batches run on ``workers`` threads, which overlap one batch's disk
+    waits with the next; otherwise one thread is faster: threads that only read and
+    plan contend for the interpreter lock and slow each other down several times
+    over. Both go together only when the rules are ``independent`` of other files:
+    then no batch can change what the next one's plans read.
     """
     workers = settings.workers
     size = max(1, min(settings.max_batch, -(-len(files) // (workers * 4))))
@@ -211,8 +212,9 @@ def _apply_once(
 
             running: deque[Future[list[Outcome]]] = deque()
             for number, batch in enumerate(batches):
-                if planner is not None and planner.running:
-                    done = handle(batch, planner.take(number))
+                ahead = planner.take(number) if planner is not None and planner.running else None
+                if planner is not None and ahead is not None and not planner.independent:
+                    done = handle(batch, ahead)
                     yield from account(done)
                     # Its plans may read what just changed; or the run has turned into
                     # a run of rewrites, whose syncs the threads below overlap instead.
@@ -221,11 +223,11 @@ def _apply_once(
                     continue
                 writing = not seen or rewriting()
                 if writing:
-                    running.append(pool.submit(handle, batch))
+                    running.append(pool.submit(handle, batch, ahead))
                 while running and (not writing or len(running) >= workers):
                     yield from account(running.popleft().result())
                 if not writing:
-                    yield from account(handle(batch))
+                    yield from account(handle(batch, ahead))
             for future in running:
                 yield from account(future.result())
     finally:  # also when the caller stops early (an error, Ctrl-C)
