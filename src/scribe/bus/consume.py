@@ -23,6 +23,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,13 @@ NEEDS_JOURNAL = (
 FETCH_WAIT = 1.0
 #: The most a failed event waits before it is delivered again.
 MAX_RETRY_DELAY = 5.0
+#: Batches are cut to about this much handling time. A batch's messages are all
+#: acknowledged when it is done, and until then their shards are held from every
+#: other worker: a long batch leaves the others idle, then hands them its shards
+#: all at once, so the workers take turns instead of working side by side.
+BATCH_SECONDS = 0.02
+#: Weight of the newest batch in the running mean of handling time per event.
+SMOOTHING = 0.3
 
 
 @dataclass(eq=False)
@@ -118,6 +126,8 @@ class Consumer:
     workers handled 1.6x what one did with one thread each, 1.3x with two, 1.1x
     with four).
 
+    Batches are as large as ``BATCH_SECONDS`` of handling allows (``batch_limit``).
+
     Before a message is acknowledged, everything its handling journaled is
     committed, down to each write's ``work.done``: the next worker to get an event
     for the file finds the last one's work complete in the journal.
@@ -147,6 +157,8 @@ class Consumer:
         ]
         self.handled = 0
         self.quarantined = 0
+        #: Mean seconds of handling per event (None until the first batch).
+        self.per_event: float | None = None
 
     def start(self) -> None:
         for thread in self._threads:
@@ -269,7 +281,7 @@ class Consumer:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < self._max_batch:
+            while len(batch) < self.batch_limit():
                 try:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
@@ -278,7 +290,22 @@ class Consumer:
                     self._jobs.put(None)  # for the thread it was meant for
                     break
                 batch.append(job)
+            started = time.perf_counter()
             self._run_batch(batch)
+            self._learn((time.perf_counter() - started) / len(batch))
+
+    def batch_limit(self) -> int:
+        """How many events the next batch may take: as many as fit in
+        ``BATCH_SECONDS`` at the handling time seen so far (one to begin with), so
+        that light events still share journal commits and heavy ones are
+        acknowledged one by one."""
+        if self.per_event is None:
+            return 1
+        return max(1, min(self._max_batch, int(BATCH_SECONDS / max(self.per_event, 1e-6))))
+
+    def _learn(self, seconds: float) -> None:
+        last = self.per_event
+        self.per_event = seconds if last is None else last + SMOOTHING * (seconds - last)
 
     def _run_batch(self, batch: list[_Job]) -> None:
         todo = []
