@@ -15,14 +15,21 @@ from collections.abc import Sequence
 
 #: Parameters one statement may hold (SQLite's limit: 32,766 from 3.32, 999 before).
 MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-#: Rows per statement at most: larger statements gain nothing and take longer to parse.
-MAX_ROWS = 500
+#: Rows per statement: powers of two only, so that the connection's statement cache
+#: holds a few statements per table instead of one per batch size seen (each of
+#: hundreds of parameters), and large statements gain nothing past 256 rows.
+SIZES = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
 def _chunks(rows: Sequence[Sequence[object]]) -> list[Sequence[Sequence[object]]]:
     width = len(rows[0])
-    size = max(1, min(MAX_ROWS, MAX_PARAMETERS // width))
-    return [rows[at : at + size] for at in range(0, len(rows), size)]
+    chunks, at = [], 0
+    while at < len(rows):
+        left = len(rows) - at
+        size = next(n for n in SIZES if (n <= left and n * width <= MAX_PARAMETERS) or n == 1)
+        chunks.append(rows[at : at + size])
+        at += size
+    return chunks
 
 
 def insert_rows(
