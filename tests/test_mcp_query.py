@@ -41,6 +41,7 @@ from scribe.journal.writer import JournalWriter
 from scribe.mcp.context import Call, ExecutionContext
 from scribe.mcp.failures import INVALID_ARGUMENT, INVALID_CONTEXT, ToolFailure
 from scribe.mcp.query import MAX_LIMIT, JournalQueries
+from scribe.sqlite_rows import insert_rows
 
 BASE = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SENTINEL_MODE = "sentinel"
@@ -563,11 +564,10 @@ def schema_2_journal(db: Path, entries: list[NewEntry]) -> list[Entry]:
     for seq, new in enumerate(entries, 1):
         ts = (BASE + timedelta(minutes=seq)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
-        conn.execute(
-            _INSERT,
+        insert_rows(conn, _INSERT, [
             (seq, ts, new.kind, new.actor, new.path, new.before_hash, new.after_hash, new.diff,
              new.message, new.payload_json, new.ref, entry.prev_hash, entry.hash),
-        )  # fmt: skip
+        ])  # fmt: skip
         sealed.append(entry)
         prev = entry.hash
     conn.close()
