@@ -305,7 +305,7 @@ class Staged:
 
 def stage(file: TextFile, data: bytes, *, sync: bool = True) -> Staged:
     """Write ``data`` to a temp file beside ``file``, with its mode, synced unless
-    the caller makes the whole batch durable itself (``scribe.syncfs``) before
+    the caller makes the whole batch durable itself (``scribe.durable``) before
     any of it is swapped in."""
     target = file.path
     unique = f"{os.getpid()}.{os.urandom(4).hex()}"
