@@ -268,14 +268,14 @@ def _write_all(fd: int, data: bytes, *, sync: bool = True) -> os.stat_result:
     return os.fstat(fd)
 
 
-def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_result:
+def write_cas(file: TextFile, data: bytes) -> os.stat_result:
     """Replace ``file.path`` with ``data`` only if it still holds ``file.raw``.
 
     Temp file in the same directory, fsync, atomic swap, directory fsync; the mode
-    is kept. A caller writing many files may pass ``sync_dir=False`` and call
-    ``fsync_dir`` once per directory afterwards, before it reports any of them done.
-    On Linux the swap is a ``RENAME_EXCHANGE``, so the content displaced
-    is checked *after* the swap and given back if someone wrote in the meantime.
+    is kept. A caller writing many files uses ``stage`` and ``swap_in`` instead, and
+    makes the batch durable itself (``scribe.durable``). On Linux the swap is a
+    ``RENAME_EXCHANGE``, so the content displaced is checked *after* the swap and
+    given back if someone wrote in the meantime.
     Raises ``ContentChanged`` when the file no longer holds what the plan was made
     from, and ``FileBusy`` when another process has it open for writing (a writer
     that truncated the file and has not finished would otherwise keep writing into
@@ -285,8 +285,7 @@ def write_cas(file: TextFile, data: bytes, *, sync_dir: bool = True) -> os.stat_
     the path could already describe someone else's save.
     """
     placed = swap_in(stage(file, data))
-    if sync_dir:
-        fsync_dir(file.path.parent)
+    fsync_dir(file.path.parent)
     return placed
 
 

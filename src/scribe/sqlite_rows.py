@@ -36,7 +36,7 @@ def insert_rows(
     db: sqlite3.Connection, head: str, rows: Sequence[Sequence[object]], tail: str = ""
 ) -> None:
     """Run ``{head} VALUES (...), (...) {tail}`` over ``rows`` (all of one width),
-    in as few statements as the parameter limit allows."""
+    a statement per chunk of ``SIZES`` rows (fewer where the parameter limit says)."""
     if not rows:
         return
     for chunk in _chunks(rows):
