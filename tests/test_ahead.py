@@ -152,20 +152,28 @@ rules:
 """
 
 
-def test_a_few_rewrites_by_self_contained_rules_leave_the_planning_to_the_worker(
-    tmp_path: Path,
-) -> None:
+def planned_by_role(tmp_path: Path, rules: str, rewritten: int) -> dict[int, dict[str, bytes]]:
+    """``scribe run`` with a planning worker (1) and without (0), each rewriting
+    ``rewritten`` notes by self-contained rules; the trees after. Every file is
+    planned where it should be: all by the worker, or all in the engine."""
     trees = {}
     for processes in (1, 0):
-        root = knowledge_base(tmp_path / f"p{processes}", REWRITE, processes,
+        root = knowledge_base(tmp_path / f"p{processes}", rules, processes,
                               role=SELF_CONTAINED_ROLE)  # fmt: skip
         log = tmp_path / f"roles-{processes}.txt"
         done = scribe("run", cwd=root, env={"ROLE_LOG": str(log)})
         assert done.returncode == 0, done.stderr
-        assert f"{NOTES // 100} rewritten" in done.stderr  # one in a hundred
+        assert f"{rewritten} rewritten" in done.stderr
         roles = [line.split()[0] for line in log.read_text().splitlines()]
         assert set(roles) == {"worker" if processes else "engine"}
         trees[processes] = tree(root)
+    return trees
+
+
+def test_a_few_rewrites_by_self_contained_rules_leave_the_planning_to_the_worker(
+    tmp_path: Path,
+) -> None:
+    trees = planned_by_role(tmp_path, REWRITE, NOTES // 100)  # one in a hundred
     reworded = {path for path, text in trees[1].items() if b"look at [[" in text}
     assert reworded == {path for path in trees[1] if path.endswith("55.md")}
     assert trees[1] == trees[0]
@@ -183,21 +191,9 @@ def test_a_run_rewriting_every_file_by_self_contained_rules_is_planned_ahead(
     tmp_path: Path,
 ) -> None:
     # Rewrites that cannot change what other files' plans read keep the worker
-    # planning while threads write (a run of rewrites used to stop it).
-    trees = {}
-    for processes in (1, 0):
-        root = knowledge_base(tmp_path / f"p{processes}", REWRITE_ALL, processes,
-                              role=SELF_CONTAINED_ROLE)  # fmt: skip
-        log = tmp_path / f"roles-{processes}.txt"
-        done = scribe("run", cwd=root, env={"ROLE_LOG": str(log)})
-        assert done.returncode == 0, done.stderr
-        assert f"{NOTES} rewritten" in done.stderr
-        roles = [line.split()[0] for line in log.read_text().splitlines()]
-        if processes:  # each plan made ahead is taken: the engine plans none again
-            assert set(roles) == {"worker"}
-        else:
-            assert set(roles) == {"engine"}
-        trees[processes] = tree(root)
+    # planning while threads write (a run of rewrites used to stop it): each plan
+    # made ahead is taken, the engine plans none again.
+    trees = planned_by_role(tmp_path, REWRITE_ALL, NOTES)
     assert all(b"look at [[" in text for text in trees[1].values())
     assert trees[1] == trees[0]
 
