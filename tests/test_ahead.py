@@ -1,17 +1,22 @@
 """Planning ahead in worker processes (``scribe.ahead``): a one-shot run over many
-files plans them in another process, and the outcome is exactly what planning in
-the engine alone gives, including when the run's own rewrites change what later
-plans read, when a file changes after it was planned, and when a worker dies."""
+files, or the initial scan of ``scribe watch --scan``, plans them in another
+process, and the outcome is exactly what planning in the engine alone gives,
+including when the run's own rewrites change what later plans read, when a file
+changes after it was planned, when the rules are reloaded and when a worker dies."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import scribe
-from scribe.ahead import MIN_FILES
+from live_helpers import ScribeProcess, wait_until
+from scribe.ahead import MIN_FILES, PlanPool
 from scribe.config import Settings
 from scribe.engine import Engine, Status
 from scribe.files import read_text
@@ -198,6 +203,55 @@ def test_a_run_rewriting_every_file_by_self_contained_rules_is_planned_ahead(
     assert trees[1] == trees[0]
 
 
+def watch_scan(root: Path, log_path: Path) -> None:
+    """``scribe watch --scan ROOT`` until its scan is done, then a stop."""
+    watch = ScribeProcess(root, "--scan", log_path=log_path)
+    try:
+        assert wait_until(lambda: "scanned " in watch.log(), 60), watch.log()
+        assert watch.terminate() == 0, watch.log()
+    finally:
+        watch.close()
+
+
+def scan_roles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules: str, role: str
+) -> dict[int, tuple[set[str], dict[str, bytes]]]:
+    """``scribe watch --scan`` with a planning worker (1) and without (0), until the
+    scan is done: which processes planned the notes, and the trees after."""
+    found = {}
+    for processes in (1, 0):
+        root = knowledge_base(tmp_path / f"p{processes}", rules, processes, role=role)
+        log = tmp_path / f"roles-{processes}.txt"
+        monkeypatch.setenv("ROLE_LOG", str(log))
+        watch_scan(root, tmp_path / f"watch-{processes}.log")
+        roles = [line.split() for line in log.read_text().splitlines()]
+        assert {path for _, path in roles} == {f"m/n{n:04d}.md" for n in range(NOTES)}
+        found[processes] = ({role for role, _ in roles}, tree(root))
+    return found
+
+
+def test_a_watch_scan_by_self_contained_rules_is_planned_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = scan_roles(tmp_path, monkeypatch, REWRITE_ALL, SELF_CONTAINED_ROLE)
+    assert found[1][0] == {"worker"}
+    assert found[0][0] == {"engine"}
+    rewritten = found[1][1]
+    assert len(rewritten) == NOTES
+    assert all(b"look at [[" in text for text in rewritten.values())
+    assert rewritten == found[0][1]
+
+
+def test_a_watch_scan_by_rules_that_read_other_files_is_planned_in_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its scheduler takes files in an order of its own, on several threads: plans
+    # made ahead could miss what a rewrite just before them changed.
+    found = scan_roles(tmp_path, monkeypatch, REWRITE_ALL, ROLE)
+    assert found[1][0] == found[0][0] == {"engine"}
+    assert found[1][1] == found[0][1]
+
+
 UPPER_RULES = """
 rules:
   - id: shout
@@ -262,3 +316,23 @@ def test_a_plan_made_ahead_fits_only_the_same_content_and_decisions(tmp_path: Pa
     )
     assert made.time <= datetime.now(UTC)
     assert made.plan(file, []) is None  # its rule is gone
+
+
+def test_plans_made_ahead_are_dropped_once_the_rules_are_reloaded(tmp_path: Path) -> None:
+    engine = replace_engine(tmp_path)
+    for n in range(3):
+        (tmp_path / f"m{n}.md").write_text(f"teh {n}\n")
+    paths = [f"m{n}.md" for n in range(3)]
+    pool = PlanPool(engine, [paths[:2], paths[2:]], processes=1)
+    try:
+        made = pool.ready(["m2.md", "m0.md", "elsewhere.md"])  # in any order, any batch
+        assert {path: plan.new_text for path, plan in made.items()} == {
+            "m0.md": "the 0\n",
+            "m2.md": "the 2\n",
+        }
+        # The same rules, loaded again: the workers planned with the old ones.
+        engine.rules = [dataclasses.replace(rule) for rule in engine.rules]
+        assert pool.ready(paths) == {}
+    finally:
+        pool.stop()
+    assert pool.ready(paths) == {}

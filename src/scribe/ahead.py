@@ -21,6 +21,10 @@ A plan made ahead fits while
   ``self_contained`` (set, replace, ensure_frontmatter...) never stop it, so a
   run that rewrites many files is planned ahead while threads overlap the
   writes (``cli._apply_once``).
+
+``scribe watch --scan`` plans its initial scan the same way, when every rule is
+self-contained: its scheduler takes the files in its own order, and no order can
+change what a self-contained rule reads (``PlanPool.ready``).
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 
 from scribe.actions import self_contained
 from scribe.engine import Engine, Outcome, Status
 from scribe.plan import Ahead
+from scribe.rules.match import CompiledRule
 
 log = logging.getLogger("scribe")
 
@@ -47,6 +53,12 @@ def default_processes() -> int:
     10,000 notes on two CPUs: 3.7-4.1 s with two workers, 4.1-4.5 s with one)."""
     cpus = os.cpu_count() or 1
     return cpus if cpus > 1 else 0
+
+
+def all_self_contained(rules: Sequence[CompiledRule]) -> bool:
+    """Whether every step of ``rules`` is ``self_contained``: then what one file's
+    rewrite does cannot change another file's plan, whatever order they run in."""
+    return all(self_contained(step.action) for rule in rules for step in rule.steps)
 
 
 class PlanPool:
@@ -69,12 +81,14 @@ class PlanPool:
         self._futures: list[Future[dict[str, Ahead]]] = [
             self._pool.submit(_plan_batch, list(batch)) for batch in batches
         ]
+        self._batch_of = {path: index for index, batch in enumerate(batches) for path in batch}
+        self._stopping = threading.Lock()
+        self._engine = engine
+        self._rules = engine.rules  # what the workers plan with
         self._dry_run = engine.dry_run
         # A rewrite changes what other files' plans read only through a rule whose
         # steps look beyond their own file (links, indexes, plug-ins).
-        self._rewrites_matter = not all(
-            self_contained(step.action) for rule in engine.rules for step in rule.steps
-        )
+        self._rewrites_matter = not all_self_contained(engine.rules)
 
     @classmethod
     def for_run(
@@ -107,10 +121,27 @@ class PlanPool:
             return {}
         try:
             return self._futures[index].result()
+        except CancelledError:  # stopped by another thread meanwhile
+            return {}
         except Exception as exc:  # a worker died or could not send its plans back
-            log.warning("planning ahead stopped (%s: %s); planning here", type(exc).__name__, exc)
+            if self._pool is not None:  # told once, not by every thread that waited
+                log.warning(
+                    "planning ahead stopped (%s: %s); planning here", type(exc).__name__, exc
+                )
             self.stop()
             return {}
+
+    def ready(self, paths: Iterable[str]) -> dict[str, Ahead]:
+        """The plans made for those of ``paths`` given to the workers, waiting for
+        the batches that hold them; for an engine that takes files in an order of
+        its own, on several threads. Empty once stopped, and once the engine's
+        rules are no longer the ones the workers plan with (a reload)."""
+        wanted = [path for path in paths if path in self._batch_of]
+        plans: dict[str, Ahead] = {}
+        for index in sorted({self._batch_of[path] for path in wanted}):
+            made = self.take(index)
+            plans.update((path, made[path]) for path in wanted if path in made)
+        return plans if self._engine.rules is self._rules else {}
 
     def outdated_by(self, outcomes: Sequence[Outcome]) -> bool:
         """Whether handling ``outcomes`` may have changed what plans made ahead read:
@@ -124,10 +155,11 @@ class PlanPool:
         )
 
     def stop(self) -> None:
-        """Stop planning: batches not started are dropped."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop planning: batches not started are dropped. Any thread may call it."""
+        with self._stopping:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 _engine: Engine | None = None

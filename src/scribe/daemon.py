@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from scribe import __version__, records
+from scribe.ahead import PlanPool, all_self_contained
 from scribe.config import LIVE_SETTINGS, Settings, load_settings
 from scribe.engine import SCAN_KIND, Engine, Outcome, Status
 from scribe.errors import ConfigError, ScribeError
@@ -138,6 +139,7 @@ class WatchService:
         self._started_at = datetime.now(UTC)
         self._last_event_at: datetime | None = None
         self._breakers_shown: dict[str, str] = {}
+        self._planner: PlanPool | None = None
 
     def _publish_to(self, link: Link, *, closes_known: bool, consume: bool) -> None:
         """Ready events go to the bus; with ``consume``, this process takes its share."""
@@ -168,6 +170,8 @@ class WatchService:
 
     def run(self, *, scan_first: bool = False) -> int:
         """Watch until a stop signal; how many changes were left for the next start."""
+        if scan_first:
+            self._planner = self._plan_scan()  # before any thread of this service starts
         server = self._serve()
         self._install_signals()
         metrics.RULES_LOADED.set(len(self.engine.rules))
@@ -255,6 +259,7 @@ class WatchService:
         # so that every change seen is either handled or journaled as left.
         if self._watcher is not None:
             self._watcher.join(timeout=1.0)
+        self._stop_planning()  # a worker waiting for plans goes on without them
         spent = time.monotonic() - began
         left = self.scheduler.stop(
             drain=max(0.0, STOP_DRAIN - spent), timeout=max(0.5, STOP_BUDGET - 1.0 - spent)
@@ -278,7 +283,9 @@ class WatchService:
 
     def _handle(self, events: list[Event]) -> list[Outcome]:
         started = time.perf_counter()
-        outcomes = self.engine.handle_many(events)
+        planner = self._planner
+        ahead = planner.ready(e.target for e in events if e.source == "scan") if planner else None
+        outcomes = self.engine.handle_many(events, ahead)
         done = time.monotonic()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         self._last_event_at = datetime.now(UTC)
@@ -411,6 +418,25 @@ class WatchService:
                 time.perf_counter() - started,
             )
 
+    def _plan_scan(self) -> PlanPool | None:
+        """Worker processes planning the files the initial scan will find, as
+        ``scribe run`` does (``scribe.ahead``), when that is safe here: every rule
+        is self-contained, so the order the scheduler's threads take the files in
+        cannot change what their plans read; and no thread of this service runs yet,
+        so none can hold a lock the fork would copy held. Files that appear or
+        change before the scan reaches them are planned again by the engine."""
+        if self._link is not None or not all_self_contained(self.engine.rules):
+            return None
+        files = list(scan(self.root, self.ignore))
+        size = self.settings.max_batch
+        batches = [files[at : at + size] for at in range(0, len(files), size)]
+        return PlanPool.for_run(self.engine, batches, self.settings.plan_processes)
+
+    def _stop_planning(self) -> None:
+        planner, self._planner = self._planner, None
+        if planner is not None:
+            planner.stop()
+
     def _initial_scan(self) -> None:
         files = list(scan(self.root, self.ignore))
         started = time.perf_counter()
@@ -422,6 +448,7 @@ class WatchService:
                 self.scheduler.submit(Change(SCAN_KIND, rel, closed=True), live=False)
             while not self.stop.is_set() and not self.scheduler.wait_idle(0.1):
                 progress.update(task, completed=self.scheduler.processed - before)
+        self._stop_planning()
         seconds = time.perf_counter() - started
         log.info(
             "scanned %d file(s) in %.2f s",
@@ -455,6 +482,7 @@ class WatchService:
         entry, change = rules_loaded(rules, before, reason="reload")
         released = self.engine.release_rules({*change.changed, *change.removed})
         self.engine.rules = rules
+        self._stop_planning()  # its plans follow the old rules (``PlanPool.ready`` drops them)
         metrics.RELOADS.labels(file="rules", result="applied").inc()
         metrics.RULES_LOADED.set(len(rules))
         for rule in change.removed:  # a rule that is gone has no breaker to show
@@ -486,6 +514,7 @@ class WatchService:
         live = [k for k in changed if k in LIVE_SETTINGS]
         later = [k for k in changed if k not in LIVE_SETTINGS]
         self.settings = settings
+        self._stop_planning()  # plans made ahead read files under the old limits
         self.engine.max_file_bytes = settings.max_file_bytes
         self.engine.regex_timeout = settings.regex_timeout
         self.engine.breakers.threshold = settings.breaker_failures
