@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +80,13 @@ def knowledge_base(root: Path, rules: str, processes: int, **actions: str) -> Pa
         target = f"n{(n * 7) % NOTES:04d}" if n % 10 else f"missing {n}"
         (root / "m" / f"n{n:04d}.md").write_text(f"---\nid: {n}\n---\nsee [[{target}]]\n")
     return root
+
+
+def written(root: Path) -> dict[str, str]:
+    """The diff journaled for each file written, by path."""
+    with sqlite3.connect(f"file:{root / '.scribe' / 'journal.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT path, diff FROM entries WHERE kind = 'file.written'")
+        return dict(rows.fetchall())
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -162,6 +170,7 @@ def planned_by_role(tmp_path: Path, rules: str, rewritten: int) -> dict[int, dic
     ``rewritten`` notes by self-contained rules; the trees after. Every file is
     planned where it should be: all by the worker, or all in the engine."""
     trees = {}
+    diffs = {}
     for processes in (1, 0):
         root = knowledge_base(tmp_path / f"p{processes}", rules, processes,
                               role=SELF_CONTAINED_ROLE)  # fmt: skip
@@ -172,6 +181,10 @@ def planned_by_role(tmp_path: Path, rules: str, rewritten: int) -> dict[int, dic
         roles = [line.split()[0] for line in log.read_text().splitlines()]
         assert set(roles) == {"worker" if processes else "engine"}
         trees[processes] = tree(root)
+        diffs[processes] = written(root)
+    # A diff made ahead is the one the engine journals when it plans the file itself.
+    assert len(diffs[1]) == rewritten
+    assert diffs[1] == diffs[0]
     return trees
 
 
@@ -250,6 +263,29 @@ def test_a_watch_scan_by_rules_that_read_other_files_is_planned_in_the_engine(
     found = scan_roles(tmp_path, monkeypatch, REWRITE_ALL, ROLE)
     assert found[1][0] == found[0][0] == {"engine"}
     assert found[1][1] == found[0][1]
+
+
+STAMP = """
+rules:
+  - id: stamp
+    paths: ["**/*.md"]
+    do: [{set: {field: modified, value: "{{ now('%Y-%m-%dT%H:%M:%S.%fZ') }}"}}]
+"""
+
+
+def test_a_run_stamped_with_plans_made_ahead_is_not_stamped_again(tmp_path: Path) -> None:
+    # What Scribe remembers of each stamped file (its hash without the stamp) came
+    # from the worker: if it were wrong, the next run would take the notes for
+    # edited ones and stamp them again.
+    root = knowledge_base(tmp_path, STAMP, 1)
+    first = scribe("run", cwd=root)
+    assert first.returncode == 0, first.stderr
+    assert f"{NOTES} rewritten" in first.stderr
+    stamped = tree(root)
+    assert all(b"\nmodified: " in text for text in stamped.values())
+    again = scribe("run", cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert tree(root) == stamped
 
 
 UPPER_RULES = """

@@ -86,6 +86,7 @@ class _Write:
     plan: Plan
     data: bytes
     history: list[NewEntry]
+    masked: str | None = None  # the new text's masked hash, when known already
 
 
 @dataclass(frozen=True)
@@ -370,15 +371,20 @@ class Engine:
         except (OSError, Skipped):
             return None  # the engine reads it again, and tells
         now = datetime.now(UTC)
-        _, may_restamp = self._masked_and_restamp(file, live=False)
+        masked, may_restamp = self._masked_and_restamp(file, live=False)
         plan = self._plan_file(event.at(now), file, now, may_restamp, skip=set())
-        return Ahead.of(plan, now, may_restamp, self.rules)
+        new_masked = self._masked(plan.new_text) if plan.changed else None
+        return Ahead.of(plan, now, may_restamp, self.rules, (masked, new_masked))
 
-    def _masked_and_restamp(self, file: TextFile, *, live: bool) -> tuple[str, bool]:
-        """The masked hash of ``file``, and whether stamp rules may restamp it: only
-        when more than their own stamps changed since Scribe last saw it."""
+    def _masked_and_restamp(
+        self, file: TextFile, *, live: bool, ahead: Ahead | None = None
+    ) -> tuple[str, bool]:
+        """The masked hash of ``file`` (from ``ahead``, made of the same content, if
+        given), and whether stamp rules may restamp it: only when more than their
+        own stamps changed since Scribe last saw it."""
         seen = self.state.get(file.rel)
-        masked = self._masked(file.text)
+        known = ahead is not None and ahead.sha256 == file.sha256
+        masked = ahead.masked if ahead is not None and known else self._masked(file.text)
         return masked, (seen.masked != masked) if seen is not None else live
 
     def _plan_file(
@@ -406,7 +412,7 @@ class Engine:
         custom = event.kind is EventKind.CUSTOM  # not a change to the file: never an echo
         if live and not custom and seen is not None and seen.sha256 == file.sha256:
             return Outcome(file.rel, Status.ECHO)
-        masked, may_restamp = self._masked_and_restamp(file, live=live)
+        masked, may_restamp = self._masked_and_restamp(file, live=live, ahead=ahead)
         with tracing.step(event, "scribe.match") as span:
             candidates = [
                 r.id for r in self.rules if r.wants(event.kind, file.rel, event.name).matched
@@ -459,7 +465,8 @@ class Engine:
             return Outcome(file.rel, Status.UNCHANGED, plan)
         if self.dry_run:
             return Outcome(file.rel, Status.PLANNED, plan)
-        return _Write(event, file, plan, file.encode(plan.new_text), history)
+        new_masked = ahead.new_masked if made is not None and ahead is not None else None
+        return _Write(event, file, plan, file.encode(plan.new_text), history, new_masked)
 
     def _write(self, batch: Sequence[_Write]) -> list[Outcome | None]:
         """Journal, then swap in, every write; None for a file that changed under us."""
@@ -487,7 +494,7 @@ class Engine:
         for at, stat in placed.items():
             w, intent, rel = batch[at], intents[at], batch[at].file.rel
             closing += self._closing(intent, rel, "written")
-            masked = self._masked(w.plan.new_text)
+            masked = w.masked or self._masked(w.plan.new_text)
             self._remember(rel, w.data, masked, stat.st_size, stat.st_mtime_ns)
         self._record(*closing)
         return results

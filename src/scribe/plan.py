@@ -61,6 +61,8 @@ class Plan:
     matched: tuple[str, ...] = ()  # ids of every rule that matched
     failures: tuple[Failure, ...] = field(default=())
     effects: tuple[Planned, ...] = ()
+    #: The diff, when it was made with the plan in another process (``Ahead``).
+    known_diff: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -73,13 +75,17 @@ class Plan:
 
     def diff(self) -> str:
         """Unified diff from the planned-from text to the new text."""
+        if self.known_diff is not None:
+            return self.known_diff
         return unified_diff(self.path, self.old_text, self.new_text)
 
 
 @dataclass(frozen=True)
 class Ahead:
     """A plan made in another process (``scribe.ahead``), in a form that crosses
-    over: each effect names its step by rule id and position, not by the step object."""
+    over: each effect names its step by rule id and position, not by the step object.
+    What the engine would otherwise work out from the texts comes along (the diff,
+    the masked hashes), so that the process writing does as little as it can."""
 
     sha256: str
     time: datetime  # the plan's frozen now()
@@ -89,14 +95,26 @@ class Ahead:
     matched: tuple[str, ...]
     failures: tuple[Failure, ...]
     effects: tuple[tuple[str, int, Effect], ...]
+    masked: str  # the engine's masked hash of the planned-from text
+    new_masked: str | None  # and of the new text
+    diff: str | None
 
     @classmethod
     def of(
-        cls, plan: Plan, time: datetime, may_restamp: bool, rules: Sequence[CompiledRule]
+        cls,
+        plan: Plan,
+        time: datetime,
+        may_restamp: bool,
+        rules: Sequence[CompiledRule],
+        masked: tuple[str, str | None],
     ) -> Ahead:
+        """``masked``: the engine's masked hashes of the old and (if changed) new text."""
         steps = {rule.id: rule.steps for rule in rules}
         return cls(
             sha256=plan.base_sha256,
+            masked=masked[0],
+            new_masked=masked[1],
+            diff=plan.diff() if plan.changed else None,
             time=time,
             may_restamp=may_restamp,
             new_text=plan.new_text if plan.changed else None,
@@ -132,6 +150,7 @@ class Ahead:
             self.matched,
             self.failures,
             effects,
+            known_diff=self.diff,
         )
 
 
