@@ -93,7 +93,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="processes planning ahead in scribe run, check and plan over 500 files "
-        "or more; default: one per CPU (none on one CPU); 0: plan in one process",
+        "or more, and in the scan of scribe watch --scan when every rule is self-contained; "
+        "default: one per CPU (none on one CPU); 0: plan in one process",
     )
     max_batch: int = Field(
         64,
