@@ -383,8 +383,8 @@ class Engine:
         given), and whether stamp rules may restamp it: only when more than their
         own stamps changed since Scribe last saw it."""
         seen = self.state.get(file.rel)
-        known = ahead is not None and ahead.sha256 == file.sha256
-        masked = ahead.masked if ahead is not None and known else self._masked(file.text)
+        same = ahead is not None and ahead.sha256 == file.sha256
+        masked = ahead.masked if ahead is not None and same else self._masked(file.text)
         return masked, (seen.masked != masked) if seen is not None else live
 
     def _plan_file(

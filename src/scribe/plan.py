@@ -61,7 +61,8 @@ class Plan:
     matched: tuple[str, ...] = ()  # ids of every rule that matched
     failures: tuple[Failure, ...] = field(default=())
     effects: tuple[Planned, ...] = ()
-    #: The diff, when it was made with the plan in another process (``Ahead``).
+    #: The diff of exactly these two texts, when it was made with the plan in another
+    #: process (``Ahead``); a copy with other texts must not keep it.
     known_diff: str | None = field(default=None, compare=False, repr=False)
 
     @property
