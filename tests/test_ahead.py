@@ -239,7 +239,7 @@ def scan_roles(
         watch_scan(root, tmp_path / f"watch-{processes}.log")
         roles = [line.split() for line in log.read_text().splitlines()]
         assert {path for _, path in roles} == {f"m/n{n:04d}.md" for n in range(NOTES)}
-        found[processes] = ({role for role, _ in roles}, tree(root))
+        found[processes] = ({who for who, _ in roles}, tree(root))
     return found
 
 
