@@ -30,8 +30,6 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from scribe.files import fsync_dir
 
@@ -58,7 +56,8 @@ class BatchSync:
 
     Per file and directory with ``fsync``; or, for a batch of ``MIN_WRITES`` or
     more where ``allowed`` and ``SUPPORTED``, with one ``syncfs`` per file system
-    each time, through descriptors opened now, before the batch is written.
+    each time, through descriptors opened now, before the batch is written;
+    ``close`` them when the batch is done.
     """
 
     def __init__(self, directories: Sequence[Path], *, allowed: bool) -> None:
@@ -121,14 +120,3 @@ class BatchSync:
         fds, self._fds = self._fds or {}, None
         for fd in fds.values():
             os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

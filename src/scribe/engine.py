@@ -9,6 +9,7 @@ guarantees one call per path at a time (the scheduler does, for ``scribe watch``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -383,8 +384,10 @@ class Engine:
         given), and whether stamp rules may restamp it: only when more than their
         own stamps changed since Scribe last saw it."""
         seen = self.state.get(file.rel)
-        same = ahead is not None and ahead.sha256 == file.sha256
-        masked = ahead.masked if ahead is not None and same else self._masked(file.text)
+        if ahead is not None and ahead.sha256 == file.sha256:
+            masked = ahead.masked
+        else:
+            masked = self._masked(file.text)
         return masked, (seen.masked != masked) if seen is not None else live
 
     def _plan_file(
@@ -529,7 +532,8 @@ class Engine:
 
         placed: dict[int, os.stat_result] = {}
         staged: dict[int, Staged] = {}
-        with BatchSync([w.file.path.parent for w in batch], allowed=self.batch_sync) as syncs:
+        directories = [w.file.path.parent for w in batch]
+        with contextlib.closing(BatchSync(directories, allowed=self.batch_sync)) as syncs:
             try:
                 for at, w in enumerate(batch):
                     try:
