@@ -39,7 +39,7 @@ from scribe.journal.writer import JournalWriter
 from scribe.observe import metrics
 from scribe.progress import progress_bar
 from scribe.recovery import catch_up, finish_open_work, left_at_stop
-from scribe.reload import watch_files
+from scribe.reload import snapshot, watch_files
 from scribe.rules.match import CompiledRule
 from scribe.scheduler import Scheduler
 from scribe.startup import (
@@ -94,6 +94,9 @@ class WatchService:
         self.root = root
         self.settings = settings
         self.rules_file = rules_file
+        # First of all: an edit of the rules or settings from here on is reloaded,
+        # even one made before the reloading thread starts.
+        self._config_seen = snapshot(self._watched_files())
         self.rules_display = rules_display
         self._rules_fixed = rules_fixed  # --rules was given: scribe.yaml cannot move it
         self._flags = dict(flags)
@@ -208,6 +211,7 @@ class WatchService:
         reloader = threading.Thread(
             target=watch_files,
             args=(self._watched_files, self._reload, self.stop),
+            kwargs={"since": self._config_seen},
             name="scribe-reload",
             daemon=True,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger("scribe")
@@ -32,20 +32,28 @@ def signature(path: Path) -> Signature:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+def snapshot(paths: Sequence[Path]) -> dict[Path, Signature]:
+    """How ``paths`` look now: the state a later change is measured against."""
+    return {path: signature(path) for path in paths}
+
+
 def watch_files(
     paths: Callable[[], Sequence[Path]],
     changed: Callable[[Path], None],
     stop: threading.Event,
     *,
+    since: Mapping[Path, Signature],
     interval: float = INTERVAL,
 ) -> None:
     """Call ``changed(path)`` whenever one of ``paths()`` changes, until ``stop``.
 
-    ``paths`` is asked again on every look, so the set can change (the settings may
-    name another rules file); a path seen for the first time is taken as it is.
-    ``changed`` runs on this thread; an exception in it is logged, never fatal.
+    ``since`` is the :func:`snapshot` taken when the files were loaded, so that a
+    save made before this thread's first look is reported too. ``paths`` is asked
+    again on every look, so the set can change (the settings may name another rules
+    file); a path seen for the first time is taken as it is. ``changed`` runs on
+    this thread; an exception in it is logged, never fatal.
     """
-    applied: dict[Path, Signature] = {path: signature(path) for path in paths()}
+    applied: dict[Path, Signature] = dict(since)
     last = dict(applied)
     while not stop.wait(interval):
         for path in paths():
