@@ -16,8 +16,9 @@ its table rows (or lines, beside named baselines) and raw numbers. Sections so f
   ``scribe mcp`` processes on a scratch repository: one session, one call at a
   time; one session with 8 calls in flight; 8 sessions (processes) at once.
   Beside them, in the same run: the SDK's floor (``bench/mcp_floor.py``, a tool
-  that returns a constant, on the SDK's stdio transport, driven the same way),
-  append_event's logic called in-process, and the journal's commit alone. Then
+  that returns a constant, driven the same way) on the SDK's stdio transport and
+  on the pipes ``scribe mcp`` serves on, append_event's logic called in-process,
+  and the journal's commit alone. Then
   the repository is audited: every append journaled exactly once, the chain
   verified, every line of the day's ``sentinel.jsonl`` whole JSON, one per append.
 * ``read_file``: ``scan_only`` of a 1 GiB file of lines, each time through a
@@ -110,7 +111,8 @@ QUERY_TARGET_MS = 30.0
 
 SCRIBE = scribe_executable()
 FLOOR_SCRIPT = BENCH_DIR / "mcp_floor.py"
-SDK_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR = "SDK floor", "in-process tool", "journal floor"
+SDK_FLOOR, PIPES_FLOOR = "SDK floor", "SDK on scribe's pipes"
+TOOL_FLOOR, JOURNAL_FLOOR = "in-process tool", "journal floor"
 SHA256SUM, OPENSSL = "sha256sum", "openssl"
 CALLS_TARGET = 1000.0  # append_event calls/s in one stdio session
 SCAN_TARGET = 0.8  # scan_only throughput, times sha256sum's
@@ -993,9 +995,10 @@ def _stdio_lines(
         IN_FLIGHT: f"1 session, {cfg.in_flight} in flight",
         SESSIONS: f"{cfg.sessions} sessions, 1 at a time each",
     }
+    over_mcp = [(name, floors[name]) for name in (SDK_FLOOR, PIPES_FLOOR)]
     lines = []
     for key, run in scribe.items():
-        label, sdk = labels[key], floors[SDK_FLOOR][key]
+        label = labels[key]
         single = key != SESSIONS  # the target is for one session
         lines += [
             Line(f"{label}: append_event", "calls/s", run.rate,
@@ -1007,9 +1010,9 @@ def _stdio_lines(
             Line(f"{label}: latency p95", "ms", run.p(95),
                  {name: runs[key].p(95) for name, runs in floors.items()}),
             Line(f"{label}: server CPU/call", "ms", _per_call_ms(run, run.server_cpu_s),
-                 {SDK_FLOOR: _per_call_ms(sdk, sdk.server_cpu_s)}),
+                 {name: _per_call_ms(sdk[key], sdk[key].server_cpu_s) for name, sdk in over_mcp}),
             Line(f"{label}: client CPU/call", "ms", _per_call_ms(run, run.client_cpu_s),
-                 {SDK_FLOOR: _per_call_ms(sdk, sdk.client_cpu_s)}),
+                 {name: _per_call_ms(sdk[key], sdk[key].client_cpu_s) for name, sdk in over_mcp}),
         ]  # fmt: skip
     return lines
 
@@ -1042,13 +1045,15 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
     contexts = [sentinel_context(root, f"bench-{k}", moment) for k in range(cfg.sessions)]
     floor_contexts = [sentinel_context(floor_root, c["agent_identity"]["instance_id"], moment)
                       for c in contexts]  # fmt: skip
-    floor_server = Server("floor", (sys.executable, "-P", str(FLOOR_SCRIPT)), floor_root,
-                          scratch / "logs")  # fmt: skip
     tally, floor_tally = Tally(), Tally()
     console.print(f"stdio: scribe mcp, {cfg.calls:,} append_event calls per configuration")
     scribe = anyio.run(over_stdio, scribe_server(root, scratch), contexts, cfg, tally)
-    console.print("stdio: the SDK's floor (bench/mcp_floor.py), driven the same way")
-    floors = {SDK_FLOOR: anyio.run(over_stdio, floor_server, floor_contexts, cfg, floor_tally)}
+    floors: dict[str, dict[str, Run]] = {}
+    for name, log, flags in ((SDK_FLOOR, "floor", ()), (PIPES_FLOOR, "floor-pipes", ("--pipes",))):
+        console.print(f"stdio: {name} (bench/mcp_floor.py {' '.join(flags)}), driven the same way")
+        server = Server(log, (sys.executable, "-P", str(FLOOR_SCRIPT), *flags), floor_root,
+                        scratch / "logs")  # fmt: skip
+        floors[name] = anyio.run(over_stdio, server, floor_contexts, cfg, floor_tally)
     console.print("stdio: append_event's logic in-process, then the journal's commit alone")
     tool_root = new_repo(scratch, "tool-floor")
     floors[TOOL_FLOOR] = tool_floor(cfg, tool_root, sentinel_context(tool_root, "bench-0", moment))
@@ -1065,7 +1070,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
         "errors": tally.errors[:20], "floor_errors": floor_tally.errors[:20],
         "audit": asdict(found),
     }  # fmt: skip
-    return Section("stdio", [], details, lines, (SDK_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR))
+    return Section("stdio", [], details, lines, (SDK_FLOOR, PIPES_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR))
 
 
 # -- read_file: scanning a large file --------------------------------------------------

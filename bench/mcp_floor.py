@@ -1,7 +1,8 @@
 """The SDK's own floor for ``bench/mcp.py``'s stdio section.
 
 An ``MCPServer`` with one tool, ``append_event``, that answers with a constant,
-served by the SDK's stdio transport (``app.run("stdio")``). It takes the same
+served by the SDK's stdio transport (``app.run("stdio")``), or with ``--pipes``
+by the event-loop pipes ``scribe mcp`` serves on (``scribe.mcp.stdio``). It takes the same
 arguments as Scribe's tool, so requests are the same size, and it is a plain
 function, so the SDK runs it in a worker thread as it runs Scribe's tools. It
 validates, journals and writes nothing: no MCP server answering over this SDK
@@ -10,9 +11,13 @@ can do less per call.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
+
+from scribe.mcp.stdio import serve_stdio
 
 app: MCPServer[Any] = MCPServer("floor")
 
@@ -35,4 +40,7 @@ def append_event(context: dict[str, Any], event_type: str, message: str) -> dict
 
 
 if __name__ == "__main__":
-    app.run("stdio")
+    if "--pipes" in sys.argv:
+        anyio.run(serve_stdio, app)
+    else:
+        app.run("stdio")
