@@ -774,3 +774,25 @@ def test_scribe_watch_renames_a_new_note_once_and_updates_its_links_once(
         assert proc.log().count("wrote notes/hub.md for names") == 1
     finally:
         proc.close()
+
+
+def test_scribe_watch_retries_a_rename_held_back_for_one_planned_before_it(
+    tmp_path: Path,
+) -> None:
+    """Planned in one batch, the second rename waits for the first (which rewrites
+    its note); a run says "run again", and a watch must do that itself."""
+    root = tmp_path / "repo"
+    files = {"notes/Fresh Idea.md": "an idea\n", "notes/Later One.md": "see [[Fresh Idea]]\n"}
+    repository(root, NAMING, files)
+    proc = ScribeProcess(root, "--scan", log_path=tmp_path / "watch.log")
+    try:
+        proc.wait_ready()
+        assert wait_until(lambda: "not renamed to" in proc.log(), 20), proc.log()
+        done = ["fresh-idea.md", "later-one.md"]
+        assert wait_until(lambda: sorted(p.name for p in (root / "notes").iterdir()) == done, 20), (
+            proc.log()
+        )
+        assert wait_until(lambda: read(root, "notes/later-one.md") == "see [[fresh-idea]]\n", 20)
+        assert read(root, "notes/fresh-idea.md") == "an idea\n"
+    finally:
+        proc.close()

@@ -68,6 +68,11 @@ POLL_QUIET = 2.5 * POLL_INTERVAL
 STOP_DRAIN = 2.5
 #: The whole stop, signal to exit, stays within this.
 STOP_BUDGET = 4.5
+#: A rename held back for one planned before it (``rename_deferred``) is tried
+#: again this many seconds later, then twice that, and so on, at most this often:
+#: the earlier rename usually lands within milliseconds.
+DEFERRED_RETRY = 0.1
+DEFERRED_TRIES = 8
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -141,6 +146,8 @@ class WatchService:
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC)
         self._last_event_at: datetime | None = None
+        self._deferred: dict[str, int] = {}  # path -> retries of a held-back rename so far
+        self._deferred_lock = threading.Lock()
         self._breakers_shown: dict[str, str] = {}
         self._planner: PlanPool | None = None
 
@@ -295,10 +302,35 @@ class WatchService:
         self._last_event_at = datetime.now(UTC)
         for event, outcome in zip(events, outcomes, strict=True):
             self._account(event, outcome, done, elapsed_ms, len(events))
+            self._retry_if_deferred(event, outcome)
             for raised in outcome.emitted:
                 self.scheduler.submit_event(raised)
         self._show_breakers()
         return outcomes
+
+    def _retry_if_deferred(self, event: Event, outcome: Outcome) -> None:
+        """Handle ``event`` again a little later if a rename of its file was held back
+        for one planned before it: ``scribe run`` says "run again", and in a watch
+        nobody would. Retries back off and stop after ``DEFERRED_TRIES``."""
+        path = outcome.path
+        with self._deferred_lock:
+            if not any(found.code == "rename_deferred" for found in outcome.findings):
+                self._deferred.pop(path, None)
+                return
+            tries = self._deferred.get(path, 0)
+            if tries >= DEFERRED_TRIES:
+                del self._deferred[path]
+                return
+            self._deferred[path] = tries + 1
+        again = Change(event.kind, event.path, event.dest, closed=True)
+
+        def resubmit() -> None:
+            if not self.stop.is_set():
+                self.scheduler.submit(again, live=event.source != "scan")
+
+        timer = threading.Timer(DEFERRED_RETRY * 2**tries, resubmit)
+        timer.daemon = True
+        timer.start()
 
     def _account(
         self, event: Event, outcome: Outcome, done: float, elapsed_ms: float, batch: int
