@@ -69,8 +69,8 @@ STOP_DRAIN = 2.5
 #: The whole stop, signal to exit, stays within this.
 STOP_BUDGET = 4.5
 #: A rename held back for one planned before it (``rename_deferred``) is tried
-#: again this many seconds later, then twice that, and so on, at most this often:
-#: the earlier rename usually lands within milliseconds.
+#: again this many seconds later, then twice that, and so on, ``DEFERRED_TRIES``
+#: times at most: the earlier rename usually lands within milliseconds.
 DEFERRED_RETRY = 0.1
 DEFERRED_TRIES = 8
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
@@ -322,10 +322,14 @@ class WatchService:
                 del self._deferred[path]
                 return
             self._deferred[path] = tries + 1
-        again = Change(event.kind, event.path, event.dest, closed=True)
 
         def resubmit() -> None:
-            if not self.stop.is_set():
+            if self.stop.is_set():
+                return
+            if event.kind is EventKind.CUSTOM:
+                self.scheduler.submit_event(event)
+            else:
+                again = Change(event.kind, event.path, event.dest, closed=True)
                 self.scheduler.submit(again, live=event.source != "scan")
 
         timer = threading.Timer(DEFERRED_RETRY * 2**tries, resubmit)
