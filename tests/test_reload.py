@@ -45,27 +45,18 @@ def watches() -> Iterator[list[Watch]]:
         w.close()
 
 
-def test_a_file_created_before_the_first_look_is_reported(
-    tmp_path: Path, watches: list[Watch]
+@pytest.mark.parametrize("before", [None, "workers: 4\n"], ids=["created", "edited"])
+def test_a_save_made_before_the_first_look_is_reported(
+    tmp_path: Path, watches: list[Watch], before: str | None
 ) -> None:
     settings = tmp_path / "scribe.yaml"
-    since = snapshot([settings])  # taken when the (absent) settings were loaded
+    if before is not None:
+        settings.write_text(before)
+    since = snapshot([settings])  # taken when the settings were loaded
     settings.write_text("workers: 2\n")  # saved before the thread looked at all
     watch = Watch([settings], since)
     watches.append(watch.start())
     assert wait_until(lambda: watch.reported == [settings], 5)
-
-
-def test_a_file_edited_before_the_first_look_is_reported(
-    tmp_path: Path, watches: list[Watch]
-) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("rules: []\n")
-    since = snapshot([rules])
-    rules.write_text("rules: []  # edited\n")
-    watch = Watch([rules], since)
-    watches.append(watch.start())
-    assert wait_until(lambda: watch.reported == [rules], 5)
 
 
 def test_files_as_they_were_loaded_are_not_reported_and_a_later_save_is_reported_once(
