@@ -250,12 +250,14 @@ def _running(name: str) -> bool:
 
 
 def test_a_fork_bomb_from_a_rule_is_bounded_killed_and_journaled(tmp_path: Path) -> None:
+    # The shell ends in `exec sleep`: with every process slot taken by the bomb, a
+    # plain `sleep` could not be forked and the shell would exit before its timeout.
     rules = """
 rules:
   - id: bomb
     paths: ["*.md"]
     do:
-      - run_command: {argv: [sh, "-c", "b() { b | b & }; b; sleep 20"], timeout: 2}
+      - run_command: {argv: [sh, "-c", "b() { b | b & }; b; exec sleep 20"], timeout: 2}
 """
     settings = {"commands": ["/usr/bin/sh"], "command_limits": {"processes": 16}}
     root = make_repo(tmp_path, rules, settings)
