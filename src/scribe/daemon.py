@@ -302,35 +302,43 @@ class WatchService:
         self._last_event_at = datetime.now(UTC)
         for event, outcome in zip(events, outcomes, strict=True):
             self._account(event, outcome, done, elapsed_ms, len(events))
-            self._retry_if_deferred(event, outcome)
             for raised in outcome.emitted:
                 self.scheduler.submit_event(raised)
+        self._retry_deferred(list(zip(events, outcomes, strict=True)))
         self._show_breakers()
         return outcomes
 
-    def _retry_if_deferred(self, event: Event, outcome: Outcome) -> None:
-        """Handle ``event`` again a little later if a rename of its file was held back
-        for one planned before it: ``scribe run`` says "run again", and in a watch
-        nobody would. Retries back off and stop after ``DEFERRED_TRIES``."""
-        path = outcome.path
+    def _retry_deferred(self, handled: Sequence[tuple[Event, Outcome]]) -> None:
+        """Handle events again a little later whose file's rename was held back for
+        one planned before it: ``scribe run`` says "run again", and in a watch nobody
+        would. One timer per batch; retries back off and stop after ``DEFERRED_TRIES``."""
+        again: list[Event] = []
+        tries = 0
         with self._deferred_lock:
-            if not any(found.code == "rename_deferred" for found in outcome.findings):
-                self._deferred.pop(path, None)
-                return
-            tries = self._deferred.get(path, 0)
-            if tries >= DEFERRED_TRIES:
-                del self._deferred[path]
-                return
-            self._deferred[path] = tries + 1
+            for event, outcome in handled:
+                path = outcome.path
+                if not any(found.code == "rename_deferred" for found in outcome.findings):
+                    self._deferred.pop(path, None)
+                    continue
+                made = self._deferred.get(path, 0)
+                if made >= DEFERRED_TRIES:
+                    del self._deferred[path]
+                    continue
+                self._deferred[path] = made + 1
+                tries = max(tries, made)
+                again.append(event)
+        if not again:
+            return
 
         def resubmit() -> None:
             if self.stop.is_set():
                 return
-            if event.kind is EventKind.CUSTOM:
-                self.scheduler.submit_event(event)
-            else:
-                again = Change(event.kind, event.path, event.dest, closed=True)
-                self.scheduler.submit(again, live=event.source != "scan")
+            for event in again:
+                if event.kind is EventKind.CUSTOM:
+                    self.scheduler.submit_event(event)
+                else:
+                    change = Change(event.kind, event.path, event.dest, closed=True)
+                    self.scheduler.submit(change, live=event.source != "scan")
 
         timer = threading.Timer(DEFERRED_RETRY * 2**tries, resubmit)
         timer.daemon = True
