@@ -692,6 +692,29 @@ def test_callers_arriving_during_a_commit_share_the_next_one(backend: Backend) -
     store.close()
 
 
+def test_every_caller_of_a_failed_commit_hears_why(backend: Backend) -> None:
+    with backend.open(busy_timeout=0.5) as store, JournalWriter(store) as writer:
+        heard: dict[str, str] = {}
+
+        def call(name: str) -> None:
+            try:
+                writer.append([NewEntry("test.step", name)])
+                heard[name] = "committed"
+            except JournalUnavailable as exc:
+                heard[name] = str(exc)
+
+        with backend.holding_the_write_lock():  # another process, for too long
+            callers = [threading.Thread(target=call, args=(f"t{i}",)) for i in range(6)]
+            for thread in callers:
+                thread.start()
+            for thread in callers:
+                thread.join(timeout=10)
+        assert not any(thread.is_alive() for thread in callers)  # nobody waits forever
+        assert sorted(heard) == [f"t{i}" for i in range(6)]
+        assert all("locked" in problem for problem in heard.values()), heard
+        assert store.count() == 0
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = threading.Event()
     timer = threading.Timer(timeout, deadline.set)

@@ -39,11 +39,23 @@ INDEX_AFTER = 5_000
 
 @dataclass(eq=False)
 class _Request:
+    """Entries queued together; ``finished`` is released once they are committed or
+    failed, so only the caller waiting on them wakes up, not every waiting caller."""
+
     entries: list[NewEntry]
-    done: bool = False
     committed: list[Entry] = field(default_factory=list)
     problem: str = ""
     cause: BaseException | None = None
+    finished: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.finished.acquire()
+
+    def finish(self) -> None:
+        self.finished.release()
+
+    def wait(self) -> None:
+        self.finished.acquire()
 
 
 class JournalWriter:
@@ -89,9 +101,8 @@ class JournalWriter:
             if self._closed:
                 raise JournalUnavailable("the journal writer is closed")
             self._queue.append(request)
-            self._cond.notify_all()
-            while not request.done:
-                self._cond.wait()
+            self._cond.notify()  # only the writer thread waits on it
+        request.wait()
         if request.problem:
             raise JournalUnavailable(request.problem) from request.cause
         return request.committed
@@ -109,7 +120,7 @@ class JournalWriter:
                 log.error("journal writer closed; %d entries not journaled", len(entries))
                 return
             self._queue.append(_Request(list(entries)))
-            self._cond.notify_all()
+            self._cond.notify()
 
     def flush(self) -> None:
         """Wait until everything queued before this call is committed (or failed).
@@ -121,9 +132,8 @@ class JournalWriter:
             if self._closed:
                 return
             self._queue.append(marker)  # batches commit in order: when it is done, all are
-            self._cond.notify_all()
-            while not marker.done:
-                self._cond.wait()
+            self._cond.notify()
+        marker.wait()
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread."""
@@ -189,9 +199,9 @@ class JournalWriter:
             log.error("%s", problem)
             with self._cond:
                 self.problem, self._committing = problem, 0
-                for request in batch:
-                    request.problem, request.cause, request.done = problem, exc, True
-                self._cond.notify_all()
+            for request in batch:
+                request.problem, request.cause = problem, exc
+                request.finish()
             return
         metrics.JOURNAL_APPEND_SECONDS.observe(time.perf_counter() - started)
         metrics.JOURNAL_APPENDS.inc(len(sealed))
@@ -200,12 +210,12 @@ class JournalWriter:
         # after these lines, so mirror lines keep the journal's order.
         with self._cond:
             self.problem, self._committing = "", 0
-            start = 0
-            for request in batch:
-                end = start + len(request.entries)
-                request.committed, request.done = sealed[start:end], True
-                start = end
-            self._cond.notify_all()
+        start = 0
+        for request in batch:
+            end = start + len(request.entries)
+            request.committed = sealed[start:end]
+            request.finish()
+            start = end
         if self.mirrors is None:
             return
         try:
@@ -216,7 +226,7 @@ class JournalWriter:
         if repaired:  # journaled by this thread, in the next batch; nobody waits on it
             with self._cond:
                 self._queue.append(_Request([_flag(path) for path in repaired]))
-                self._cond.notify_all()
+                self._cond.notify()
 
 
 def _flag(path: Path) -> NewEntry:
