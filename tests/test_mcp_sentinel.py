@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from mcp_helpers import make_call
@@ -551,3 +554,142 @@ def test_many_days_keep_few_files_open(repo: Repo) -> None:
     folders = list((repo.root / SENTINEL_DIR).iterdir())
     assert len(folders) == 20
     assert [len(repo.lines("sentinel.jsonl", folder.name)) for folder in folders] == [1] * 20
+
+
+# -- served on an event loop (how `scribe mcp` runs append_event) -------------------
+
+
+def event_soon(log: SentinelLog, call: Call, message: str, **given: Any) -> Any:
+    arguments: dict[str, Any] = {
+        "event_type": "file.edit",
+        "message": message,
+        "severity": None,
+        "paths": [],
+        "data": None,
+        "idempotency_key": None,
+    }
+    return log.append_event_soon(call, **(arguments | given))
+
+
+@contextlib.contextmanager
+def journal_stalled(repo: Repo) -> Iterator[Callable[[], None]]:
+    """Another process in the middle of a journal commit; yields the function that
+    ends it (at the latest, the block's end does)."""
+    raw = sqlite3.connect(repo.store.path, isolation_level=None)
+    raw.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+
+    try:
+        yield release
+    finally:
+        release()
+        raw.close()
+
+
+def test_many_calls_on_one_event_loop_each_get_their_entry_and_both_lines(repo: Repo) -> None:
+    log = SentinelLog(repo.root, repo.journal)
+    answers: list[Any] = []
+
+    async def one(i: int) -> None:
+        answers.append(await event_soon(log, call_for(repo.root), f"edit {i}", severity="info"))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for i in range(50):
+                group.start_soon(one, i)
+
+    anyio.run(main)
+    log.close()
+    assert sorted(a["seq"] for a in answers) == list(range(1, 51))
+    assert all("deferred" not in a and len(a["files"]) == 2 for a in answers)
+    jsonl = [json.loads(line) for line in repo.lines("sentinel.jsonl")]
+    assert sorted(record["seq"] for record in jsonl) == list(range(1, 51))
+    assert {record["entry_id"] for record in jsonl} == {a["entry_id"] for a in answers}
+    markdown = repo.lines("SENTINEL_LOG.md")
+    assert sorted(int(line.rsplit("seq=", 1)[1]) for line in markdown) == list(range(1, 51))
+    assert len(repo.entries(AGENT_EVENT)) == 50
+
+
+@pytest.mark.parametrize("name", ["sentinel.jsonl", "SENTINEL_LOG.md"])
+def test_on_an_event_loop_a_file_locked_elsewhere_gives_busy_and_journals_nothing(
+    repo: Repo, name: str
+) -> None:
+    log = SentinelLog(repo.root, repo.journal, lock_timeout=0.2)
+    holder = LockHolder.hold(repo.day_file(name))
+    try:
+        with pytest.raises(ToolFailure) as caught:
+            anyio.run(event_soon, log, call_for(repo.root), "refused")
+        assert caught.value.code == BUSY
+        assert repo.entries(AGENT_EVENT) == []
+    finally:
+        holder.release()
+    answer = anyio.run(event_soon, log, call_for(repo.root), "kept")
+    log.close()
+    assert answer["seq"] == 1
+    assert len(repo.lines("sentinel.jsonl")) == len(repo.lines("SENTINEL_LOG.md")) == 1
+
+
+def test_a_call_cancelled_while_its_entry_commits_still_writes_its_lines(repo: Repo) -> None:
+    log = SentinelLog(repo.root, repo.journal)
+    answers: list[Any] = []
+
+    async def call() -> None:
+        answers.append(await event_soon(log, call_for(repo.root), "the client gave up"))
+
+    async def main() -> None:
+        with journal_stalled(repo) as release:
+            async with anyio.create_task_group() as group:
+                group.start_soon(call)
+                while repo.journal.committing == 0:  # the commit is under way, and stuck
+                    await anyio.sleep(0.005)
+                group.cancel_scope.cancel()  # the client cancelled its request
+                release()
+
+    anyio.run(main)
+    repo.journal.flush()
+    log.close()
+    assert [e.message for e in repo.entries(AGENT_EVENT)] == ["the client gave up"]
+    assert [json.loads(line)["message"] for line in repo.lines("sentinel.jsonl")] == [
+        "the client gave up"
+    ]
+    assert len(repo.lines("SENTINEL_LOG.md")) == 1
+
+
+def test_on_an_event_loop_a_lock_taken_during_the_commit_defers_the_line(repo: Repo) -> None:
+    log = SentinelLog(repo.root, repo.journal)
+    anyio.run(event_soon, log, call_for(repo.root), "first")
+    holders: list[LockHolder] = []
+
+    async def main() -> Any:
+        with journal_stalled(repo) as release:
+            async with anyio.create_task_group() as group:
+                answers: list[Any] = []
+
+                async def call() -> None:
+                    answers.append(await event_soon(log, call_for(repo.root), "second"))
+
+                group.start_soon(call)
+                while repo.journal.committing == 0:  # checked the locks, now committing
+                    await anyio.sleep(0.005)
+                holders.append(
+                    await anyio.to_thread.run_sync(
+                        LockHolder.hold, repo.day_file("SENTINEL_LOG.md")
+                    )
+                )
+                release()  # the commit goes through; the Markdown file stays locked
+        return answers[0]
+
+    try:
+        answer = anyio.run(main)
+    finally:
+        for holder in holders:
+            holder.release()
+    assert answer["files"] == [f".scribe/sentinel/{DAY}/sentinel.jsonl"]
+    assert answer["deferred"] == [f".scribe/sentinel/{DAY}/SENTINEL_LOG.md"]
+    anyio.run(event_soon, log, call_for(repo.root), "third")
+    log.close()
+    messages = [line.split("] ", 4)[-1].split(" |")[0] for line in repo.lines("SENTINEL_LOG.md")]
+    assert messages == ["first", "second", "third"]  # the held line went first

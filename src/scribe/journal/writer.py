@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -47,15 +47,27 @@ class _Request:
     problem: str = ""
     cause: BaseException | None = None
     finished: threading.Lock = field(default_factory=threading.Lock)
+    wake: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.finished.acquire()
 
     def finish(self) -> None:
         self.finished.release()
+        if self.wake is not None:
+            try:
+                self.wake()
+            except Exception as exc:  # its caller is gone (a closed event loop)
+                log.warning("could not tell a caller its entries were committed: %s", exc)
 
     def wait(self) -> None:
         self.finished.acquire()
+
+    def result(self) -> list[Entry]:
+        """The committed entries; JournalUnavailable if they were not committed."""
+        if self.problem:
+            raise JournalUnavailable(self.problem) from self.cause
+        return self.committed
 
 
 class JournalWriter:
@@ -103,9 +115,20 @@ class JournalWriter:
             self._queue.append(request)
             self._cond.notify()  # only the writer thread waits on it
         request.wait()
-        if request.problem:
-            raise JournalUnavailable(request.problem) from request.cause
-        return request.committed
+        return request.result()
+
+    def append_then(self, entries: Sequence[NewEntry], wake: Callable[[], None]) -> _Request:
+        """Queue ``entries`` and return at once; ``wake`` is called from the writer's
+        thread once they are committed or failed, and then the request's ``result()``
+        is the entries committed (or raises JournalUnavailable). For callers that
+        must not block a thread on the commit: an event loop."""
+        request = _Request(list(entries), wake=wake)
+        with self._cond:
+            if self._closed:
+                raise JournalUnavailable("the journal writer is closed")
+            self._queue.append(request)
+            self._cond.notify()
+        return request
 
     def submit(self, entries: Sequence[NewEntry]) -> None:
         """Queue ``entries`` for the next commit without waiting for it.

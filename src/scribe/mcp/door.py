@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -189,33 +189,63 @@ class Door:
         started = time.perf_counter()
         call: Call | None = None
         try:
-            context, root = parse_context(raw_context, self.roots)
-            if context.mode not in modes:
-                (only,) = modes
-                raise ToolFailure(
-                    WRONG_MODE,
-                    f"{tool} is a {only}-mode tool; this call is in {context.mode} mode",
-                    tool=tool,
-                    mode=context.mode,
-                )
-            session = self._session(ctx)
-            call = Call(context, root, session.id, session.transport_id)
-            result = ok(work(call, self.repositories[root], session))
-            self._log(tool, call, started, "ok")
-            return result
-        except ToolFailure as failure:
-            if failure.code == SCOPE and call is not None:
-                self._journal_violation(call, tool, failure)
-            self._log(tool, call, started, failure.code)
-            return failed(failure)
-        except JournalUnavailable as exc:
+            call, session = self._admit(ctx, raw_context, tool, modes)
+            answer = work(call, self.repositories[call.root], session)
+        except Exception as exc:
+            return self._refused(tool, call, started, exc)
+        self._log(tool, call, started, "ok")
+        return ok(answer)
+
+    async def serve_soon(
+        self,
+        ctx: Context | None,
+        raw_context: object,
+        tool: str,
+        modes: frozenset[Mode],
+        work: Callable[[Call, Repository, Session], Awaitable[Mapping[str, Any]]],
+    ) -> CallToolResult:
+        """``serve`` for a tool whose work runs on the event loop."""
+        started = time.perf_counter()
+        call: Call | None = None
+        try:
+            call, session = self._admit(ctx, raw_context, tool, modes)
+            answer = await work(call, self.repositories[call.root], session)
+        except Exception as exc:
+            return self._refused(tool, call, started, exc)
+        self._log(tool, call, started, "ok")
+        return ok(answer)
+
+    def _admit(
+        self, ctx: Context | None, raw_context: object, tool: str, modes: frozenset[Mode]
+    ) -> tuple[Call, Session]:
+        """The call's context validated and its mode checked, and its session."""
+        context, root = parse_context(raw_context, self.roots)
+        if context.mode not in modes:
+            (only,) = modes
+            raise ToolFailure(
+                WRONG_MODE,
+                f"{tool} is a {only}-mode tool; this call is in {context.mode} mode",
+                tool=tool,
+                mode=context.mode,
+            )
+        session = self._session(ctx)
+        return Call(context, root, session.id, session.transport_id), session
+
+    def _refused(
+        self, tool: str, call: Call | None, started: float, exc: Exception
+    ) -> CallToolResult:
+        """The error result of a call that raised ``exc``."""
+        if isinstance(exc, ToolFailure):
+            if exc.code == SCOPE and call is not None:
+                self._journal_violation(call, tool, exc)
+            self._log(tool, call, started, exc.code)
+            return failed(exc)
+        if isinstance(exc, JournalUnavailable):
             self._log(tool, call, started, UNAVAILABLE)
             return failed(ToolFailure(UNAVAILABLE, f"the journal cannot take the entry: {exc}"))
-        except Exception as exc:  # a bug must not look like a refusal, nor end the session
-            log.exception("%s failed unexpectedly", tool)
-            return failed(
-                ToolFailure(INTERNAL, f"{tool} failed inside Scribe: {exc!r}; see its log")
-            )
+        # A bug must not look like a refusal, nor end the session.
+        log.exception("%s failed unexpectedly", tool, exc_info=exc)
+        return failed(ToolFailure(INTERNAL, f"{tool} failed inside Scribe: {exc!r}; see its log"))
 
     @staticmethod
     def _log(tool: str, call: Call | None, started: float, result: str) -> None:

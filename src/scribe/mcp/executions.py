@@ -16,6 +16,7 @@ process restarted mid-run, add up instead of overwriting each other.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -130,6 +131,15 @@ class Executions:
 
     def count(self, call: Call, day_folder: Path, day_rel: str, label: str, seq: int) -> None:
         """Count one call (as ``label``, journaled at ``seq``) in its execution's summary."""
+        due = self.tally(call, day_folder, day_rel, label, seq)
+        if due is not None:
+            due()
+
+    def tally(
+        self, call: Call, day_folder: Path, day_rel: str, label: str, seq: int
+    ) -> Callable[[], None] | None:
+        """``count`` without the write: the summary's write when one is due (the caller
+        runs it where a wait for the folder's lock and a disk sync do no harm)."""
         key = (day_rel, call.context.execution_id)
         tally = _Tally.of(call, label, seq)
         now = time.monotonic()
@@ -144,9 +154,9 @@ class Executions:
                 execution = self._known[key] = _Execution(path, rel)
             execution.new = tally if execution.new is None else execution.new.then(tally)
             if now - execution.written_at < self.interval:
-                return
+                return None
             new, execution.new, execution.written_at = execution.new, None, now
-        self._write(execution, new)
+        return functools.partial(self._write, execution, new)
 
     def close(self) -> None:
         """Write every summary that has counts not written yet."""

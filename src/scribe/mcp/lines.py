@@ -67,6 +67,24 @@ class LineFile:
         finally:
             self._guard.release()
 
+    def probe_now(self) -> bool:
+        """Whether the lock is free right now; never waits."""
+        if not self._guard.acquire(blocking=False):
+            return False
+        try:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return True
+            finally:
+                self._done_with(fd)
+        finally:
+            self._guard.release()
+
     def append(self, data: bytes, timeout: float) -> bool:
         """Append ``data`` (whole lines), after any held lines, in one write.
 

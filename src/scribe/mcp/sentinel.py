@@ -35,6 +35,14 @@ check and the write, or the disk refuse the line, the call still succeeds (the
 journal has the event) and lists the files as ``deferred``: the line is written
 ahead of that file's next one.
 
+``append_event_soon`` serves ``append_event`` on the server's event loop: the
+loop checks the locks without waiting, awaits the journal's commit without a
+thread, and writes the two lines waiting at most ``LOOP_LOCK_WAIT`` for a lock
+(they were free a moment before), else defers them as above. Only what may wait
+longer goes to a worker thread: a lock held elsewhere, a repeated key, a due
+execution summary. Once journaled, a call's lines are written even if its
+caller gives up on it.
+
 An ``idempotency_key`` used again by the same agent instance returns the first
 call's result, marked ``replayed``, and appends nothing (see
 ``scribe.mcp.idempotency``). Keys are read back from today's and yesterday's
@@ -45,6 +53,8 @@ keys only then.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import re
@@ -56,6 +66,8 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
+
+import anyio
 
 from scribe.journal.entry import (
     AGENT_EVENT,
@@ -101,6 +113,9 @@ MAX_PATHS = 100
 MAX_PATH = 1024
 MAX_DATA = 16_384  # bytes of canonical JSON
 _OPEN_DAYS = 8  # day folders whose files stay open
+#: How long a call served on the event loop may hold the loop waiting for a line
+#: file's lock (it was free just before the commit); then the line is deferred.
+LOOP_LOCK_WAIT = 0.02
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 
@@ -154,7 +169,27 @@ def commit(journal: JournalWriter, new: NewEntry) -> Entry:
     try:
         return journal.append([new])[0]
     except JournalUnavailable as exc:
-        raise ToolFailure(UNAVAILABLE, f"nothing was recorded: {exc}") from None
+        raise _unrecorded(exc) from None
+
+
+def _unrecorded(exc: JournalUnavailable) -> ToolFailure:
+    return ToolFailure(UNAVAILABLE, f"nothing was recorded: {exc}")
+
+
+async def commit_soon(journal: JournalWriter, new: NewEntry) -> Entry:
+    """``commit`` for a caller on an asyncio loop: waits for the commit without a thread."""
+    loop = asyncio.get_running_loop()
+    committed = asyncio.Event()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(committed.set)
+
+    try:
+        request = journal.append_then([new], wake)
+        await committed.wait()
+        return request.result()[0]
+    except JournalUnavailable as exc:
+        raise _unrecorded(exc) from None
 
 
 def markdown_line(call: Call, mark: str, message: str, details: Mapping[str, object]) -> str:
@@ -233,13 +268,7 @@ class SentinelLog:
         Returns ``{"entry_id", "seq", "sentinel_day", "files"}``, with ``"deferred"``
         if a line could not be written yet and ``"replayed": True`` for a repeated key.
         """
-        event = {
-            "event_type": _event_type(event_type),
-            "severity": _severity(severity),
-            "message": text(message, "message", limit=MAX_MESSAGE),
-            "paths": repo_paths(paths, "paths"),
-            "data": _data(data),
-        }
+        event = _event(event_type, message, severity, paths, data)
         key_text = None if idempotency_key is None else _idempotency_key(idempotency_key)
         day = self.day(call)
         if key_text is None:
@@ -310,6 +339,14 @@ class SentinelLog:
         count it in the call's execution summary as ``count_as``.
 
         Returns ``{"files": [...]}`` and, if a line had to wait, ``"deferred"``."""
+        written = self._lines(day, name, entry, line, self.lock_timeout)
+        self._executions.count(call, day.folder, day.rel, count_as, entry.seq)
+        return written
+
+    def _lines(
+        self, day: DayFolder, name: SentinelFile, entry: Entry, line: str, wait: float
+    ) -> dict[str, list[str]]:
+        """``record``'s two lines, waiting at most ``wait`` seconds for each lock."""
         record = {
             "seq": entry.seq,
             "ts": entry.ts,
@@ -322,15 +359,14 @@ class SentinelLog:
         markdown = line.encode("utf-8") + b"\n"
         written: list[str] = []
         deferred: list[str] = []
-        if not self._write(target, canonical(record).encode("utf-8") + b"\n"):
+        if not self._write(target, canonical(record).encode("utf-8") + b"\n", wait):
             log_file.hold(markdown)  # the Markdown line must not run ahead of its JSONL line
             deferred += [target.label, log_file.label]
-        elif self._write(log_file, markdown):
+        elif self._write(log_file, markdown, wait):
             written += [target.label, log_file.label]
         else:
             written.append(target.label)
             deferred.append(log_file.label)
-        self._executions.count(call, day.folder, day.rel, count_as, entry.seq)
         return {"files": written, **({"deferred": deferred} if deferred else {})}
 
     def close(self) -> None:
@@ -343,38 +379,77 @@ class SentinelLog:
             for line_file in day.files.values():
                 line_file.retire(self.lock_timeout)
 
+    async def append_event_soon(
+        self,
+        call: Call,
+        *,
+        event_type: str,
+        message: str,
+        severity: str | None,
+        paths: list[str],
+        data: dict[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        """``append_event`` for a caller on an event loop: the loop's thread does the
+        work and waits for the commit without blocking, so many calls in flight cost
+        no thread each. A call that would wait (a lock held elsewhere, a repeated
+        idempotency key) does it in a worker thread."""
+        if idempotency_key is not None:
+            return await anyio.to_thread.run_sync(
+                functools.partial(
+                    self.append_event, call, event_type=event_type, message=message,
+                    severity=severity, paths=paths, data=data, idempotency_key=idempotency_key,
+                )
+            )  # fmt: skip
+        event = _event(event_type, message, severity, paths, data)
+        day = self.day(call)
+        if not self.probe_now(day, SentinelFile.EVENTS):
+            await anyio.to_thread.run_sync(self.probe, day, SentinelFile.EVENTS)
+        new = self._event_entry(call, event, None)
+        with anyio.CancelScope(shield=True):  # once journaled, its lines are written too
+            entry = await commit_soon(self.journal, new)
+            line = _event_line(call, event, entry)
+            written = self._lines(day, SentinelFile.EVENTS, entry, line, LOOP_LOCK_WAIT)
+            due = self._executions.tally(call, day.folder, day.rel, event["event_type"], entry.seq)
+            if due is not None:
+                await anyio.to_thread.run_sync(due)
+        return _event_answer(day, entry, written)
+
+    def probe_now(self, day: DayFolder, name: SentinelFile) -> bool:
+        """Whether the locks of ``name`` and ``SENTINEL_LOG.md`` are free right now."""
+        return day.files[name].probe_now() and day.files[SentinelFile.LOG].probe_now()
+
     def _append(
         self, call: Call, day: DayFolder, event: Mapping[str, Any], key: str | None
     ) -> dict[str, Any]:
         self.probe(day, SentinelFile.EVENTS)
-        entry_id = uuid.uuid4().hex
+        new = self._event_entry(call, event, key)
+        entry = commit(self.journal, new)
+        return self._record_event(call, day, event, entry)
+
+    @staticmethod
+    def _event_entry(call: Call, event: Mapping[str, Any], key: str | None) -> NewEntry:
         extra = {k: v for k, v in event.items() if k != "message"}
-        extra["entry_id"] = entry_id
+        extra["entry_id"] = uuid.uuid4().hex
         if key is not None:
             extra["idempotency_key"] = key
         if call.context.project is not None:
             extra["project"] = call.context.project
-        entry = commit(
-            self.journal,
-            NewEntry(AGENT_EVENT, call.context.actor, message=event["message"],
-                     payload=call.payload(**extra)),
-        )  # fmt: skip
-        severity = event["severity"]
-        details = {
-            "type": event["event_type"],
-            "severity": severity,
-            "paths": ", ".join(event["paths"]),
-            "seq": entry.seq,
-        }
-        mark = _MARKS.get(severity, emoji(AGENT_EVENT))
-        line = markdown_line(call, mark, event["message"], details)
-        written = self.record(call, day, SentinelFile.EVENTS, entry, line, event["event_type"])
-        return {"entry_id": entry_id, "seq": entry.seq, "sentinel_day": day.name, **written}
+        return NewEntry(
+            AGENT_EVENT, call.context.actor, message=event["message"], payload=call.payload(**extra)
+        )
 
-    def _write(self, line_file: LineFile, data: bytes) -> bool:
+    def _record_event(
+        self, call: Call, day: DayFolder, event: Mapping[str, Any], entry: Entry
+    ) -> dict[str, Any]:
+        line = _event_line(call, event, entry)
+        written = self.record(call, day, SentinelFile.EVENTS, entry, line, event["event_type"])
+        return _event_answer(day, entry, written)
+
+    def _write(self, line_file: LineFile, data: bytes, wait: float) -> bool:
         """Append ``data``; if that cannot be done now, hold it for the next append."""
         try:
-            torn = line_file.append(data, self.lock_timeout)
+            torn = line_file.append(data, wait)
         except (ToolFailure, OSError) as exc:
             line_file.hold(data)
             problem = exc.message if isinstance(exc, ToolFailure) else str(exc)
@@ -392,6 +467,41 @@ class SentinelLog:
         events, log_file = day.files[SentinelFile.EVENTS], day.files[SentinelFile.LOG]
         result = {"sentinel_day": day.name, "files": [events.label, log_file.label]}
         self._keys.learn(events.path, result)
+
+
+def _event(
+    event_type: object, message: object, severity: object, paths: object, data: object
+) -> dict[str, Any]:
+    """An event's fields checked and normalised; INVALID_ARGUMENT naming the first bad one."""
+    return {
+        "event_type": _event_type(event_type),
+        "severity": _severity(severity),
+        "message": text(message, "message", limit=MAX_MESSAGE),
+        "paths": repo_paths(paths, "paths"),
+        "data": _data(data),
+    }
+
+
+def _event_line(call: Call, event: Mapping[str, Any], entry: Entry) -> str:
+    """The ``SENTINEL_LOG.md`` line of a committed event."""
+    severity = event["severity"]
+    details = {
+        "type": event["event_type"],
+        "severity": severity,
+        "paths": ", ".join(event["paths"]),
+        "seq": entry.seq,
+    }
+    mark = _MARKS.get(severity, emoji(AGENT_EVENT))
+    return markdown_line(call, mark, event["message"], details)
+
+
+def _event_answer(day: DayFolder, entry: Entry, written: Mapping[str, list[str]]) -> dict[str, Any]:
+    return {
+        "entry_id": entry.payload["entry_id"],
+        "seq": entry.seq,
+        "sentinel_day": day.name,
+        **written,
+    }
 
 
 def _event_type(value: object) -> str:

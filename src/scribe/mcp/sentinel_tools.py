@@ -34,7 +34,7 @@ def register(app: MCPServer[Any], door: Door) -> None:
     """Register the sentinel-mode tools on ``app``."""
 
     @app.tool()
-    def append_event(
+    async def append_event(
         context: ContextArg,
         event_type: Annotated[str, Field(description="A short kind, e.g. file.edit or test.run.")],
         message: Annotated[str, Field(description="What happened, in one line.")],
@@ -51,8 +51,8 @@ def register(app: MCPServer[Any], door: Door) -> None:
         """Record an event in today's sentinel log (sentinel.jsonl, SENTINEL_LOG.md) and
         the journal."""
 
-        def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
-            return repo.sentinel.append_event(
+        async def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            return await repo.sentinel.append_event_soon(
                 call,
                 event_type=event_type,
                 message=message,
@@ -62,7 +62,7 @@ def register(app: MCPServer[Any], door: Door) -> None:
                 idempotency_key=idempotency_key,
             )
 
-        return door.serve(ctx, context, "append_event", ONLY_SENTINEL, work)
+        return await door.serve_soon(ctx, context, "append_event", ONLY_SENTINEL, work)
 
     def opener(kind: str) -> Callable[..., CallToolResult]:
         def open_case(
