@@ -102,16 +102,18 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
     made.close()
 
 
+#: append_event's arguments but the message, as an agent leaving the optional ones out sends them.
+EVENT: dict[str, Any] = {
+    "event_type": "file.edit",
+    "severity": None,
+    "paths": [],
+    "data": None,
+    "idempotency_key": None,
+}
+
+
 def event(log: SentinelLog, call: Call, message: str = "Edited notes/a.md", **given: Any) -> Any:
-    arguments: dict[str, Any] = {
-        "event_type": "file.edit",
-        "message": message,
-        "severity": None,
-        "paths": [],
-        "data": None,
-        "idempotency_key": None,
-    }
-    return log.append_event(call, **(arguments | given))
+    return log.append_event(call, **(EVENT | {"message": message} | given))
 
 
 def test_an_event_is_journaled_then_written_as_one_line_in_each_file(repo: Repo) -> None:
@@ -560,15 +562,7 @@ def test_many_days_keep_few_files_open(repo: Repo) -> None:
 
 
 def event_soon(log: SentinelLog, call: Call, message: str, **given: Any) -> Any:
-    arguments: dict[str, Any] = {
-        "event_type": "file.edit",
-        "message": message,
-        "severity": None,
-        "paths": [],
-        "data": None,
-        "idempotency_key": None,
-    }
-    return log.append_event_soon(call, **(arguments | given))
+    return log.append_event_soon(call, **(EVENT | {"message": message} | given))
 
 
 @contextlib.contextmanager
