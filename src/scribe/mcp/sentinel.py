@@ -39,8 +39,9 @@ ahead of that file's next one.
 loop checks the locks without waiting, awaits the journal's commit without a
 thread, and writes the two lines waiting at most ``LOOP_LOCK_WAIT`` for a lock
 (they were free a moment before), else defers them as above. Only what may wait
-longer goes to a worker thread: a lock held elsewhere, a repeated key, a due
-execution summary. Once journaled, a call's lines are written even if its
+longer goes to a worker thread: a lock held elsewhere, a call with an
+idempotency key (it may wait for a first call with that key, or read another
+day's keys), a due execution summary. Once journaled, a call's lines are written even if its
 caller gives up on it.
 
 An ``idempotency_key`` used again by the same agent instance returns the first
@@ -54,7 +55,6 @@ keys only then.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
@@ -273,6 +273,13 @@ class SentinelLog:
         day = self.day(call)
         if key_text is None:
             return self._append(call, day, event, None)
+        return self._append_once(call, day, event, key_text)
+
+    def _append_once(
+        self, call: Call, day: DayFolder, event: Mapping[str, Any], key_text: str
+    ) -> dict[str, Any]:
+        """``_append`` unless this agent instance already sent ``key_text``; then the
+        first call's result, marked ``replayed``."""
         self._learn_keys(day)
         agent = call.context.agent_identity
         key = (agent.id, agent.instance_id, key_text)
@@ -392,17 +399,13 @@ class SentinelLog:
     ) -> dict[str, Any]:
         """``append_event`` for a caller on an event loop: the loop's thread does the
         work and waits for the commit without blocking, so many calls in flight cost
-        no thread each. A call that would wait (a lock held elsewhere, a repeated
-        idempotency key) does it in a worker thread."""
-        if idempotency_key is not None:
-            return await anyio.to_thread.run_sync(
-                functools.partial(
-                    self.append_event, call, event_type=event_type, message=message,
-                    severity=severity, paths=paths, data=data, idempotency_key=idempotency_key,
-                )
-            )  # fmt: skip
+        no thread each. A call that may wait (a lock held elsewhere, an idempotency
+        key) does it in a worker thread."""
         event = _event(event_type, message, severity, paths, data)
+        key_text = None if idempotency_key is None else _idempotency_key(idempotency_key)
         day = self.day(call)
+        if key_text is not None:
+            return await anyio.to_thread.run_sync(self._append_once, call, day, event, key_text)
         if not self.probe_now(day, SentinelFile.EVENTS):
             await anyio.to_thread.run_sync(self.probe, day, SentinelFile.EVENTS)
         new = self._event_entry(call, event, None)
