@@ -41,8 +41,8 @@ thread, and writes the two lines waiting at most ``LOOP_LOCK_WAIT`` for a lock
 (they were free a moment before), else defers them as above. Only what may wait
 longer goes to a worker thread: a lock held elsewhere, a call with an
 idempotency key (it may wait for a first call with that key, or read another
-day's keys), a due execution summary. Once journaled, a call's lines are written even if its
-caller gives up on it.
+day's keys), a due execution summary. Once journaled, a call's lines are written
+even if its caller gives up on it.
 
 An ``idempotency_key`` used again by the same agent instance returns the first
 call's result, marked ``replayed``, and appends nothing (see
