@@ -139,12 +139,13 @@ APPENDER = textwrap.dedent(
     from scribe.journal.writer import JournalWriter
 
     root, name = Path(sys.argv[1]), sys.argv[2]
-    print("ready", flush=True)
-    sys.stdin.readline()  # both start appending at once
     with SqliteJournal.for_root(root) as store, JournalWriter(store, Mirrors(root)) as writer:
-        for i in range(500):
-            writer.append([NewEntry("test.step", "process:" + name, f"{name}/{i % 7}.md",
-                                    message=f"{name} step {i} ✅ ünïcode")])
+        for step, signal in ((range(250), "ready"), (range(250, 500), "half")):
+            print(signal, flush=True)
+            sys.stdin.readline()  # both go on at once, so their halves must interleave
+            for i in step:
+                writer.append([NewEntry("test.step", "process:" + name, f"{name}/{i % 7}.md",
+                                        message=f"{name} step {i} ✅ ünïcode")])
     """
 )
 
@@ -160,12 +161,16 @@ def test_two_processes_append_to_one_chain_and_whole_mirror_lines(tmp_path: Path
         )
         for name in ("left", "right")
     ]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
+    for signal in (b"ready\n", b"half\n"):  # neither starts a half before both ended the last
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == signal
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
     for proc in procs:
         assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
         proc.stdin.close()
     for proc in procs:
         assert proc.wait(timeout=60) == 0, proc.stderr.read().decode() if proc.stderr else ""
