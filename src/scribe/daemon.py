@@ -337,8 +337,10 @@ class WatchService:
                 if event.kind is EventKind.CUSTOM:
                     self.scheduler.submit_event(event)
                 else:
+                    # Not live: the note may hold Scribe's own write by now (the rename
+                    # it waited for rewrote it), and a live event would be its echo.
                     change = Change(event.kind, event.path, event.dest, closed=True)
-                    self.scheduler.submit(change, live=event.source != "scan")
+                    self.scheduler.submit(change, live=False)
 
         timer = threading.Timer(DEFERRED_RETRY * 2**tries, resubmit)
         timer.daemon = True
