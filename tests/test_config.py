@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from scribe.config import Settings, load_layers
+from scribe.config import Settings, default_workers, load_layers
 from scribe.errors import ConfigError
 
 
@@ -48,4 +49,12 @@ def test_settings_built_directly_ignore_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SCRIBE_WORKERS", "9")
-    assert Settings().workers == 4
+    assert Settings().workers == default_workers()
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(None, 2), (1, 2), (2, 2), (3, 3), (4, 4), (64, 4)])
+def test_workers_follow_the_cpus_from_two_to_four(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, workers: int
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert Settings().workers == workers

@@ -183,7 +183,7 @@ def test_a_settings_edit_applies_what_it_can_and_says_what_waits_for_a_restart(
     repo: Path, scribe: Start
 ) -> None:
     proc = scribe()
-    (repo / "scribe.yaml").write_text("max_file_bytes: 64\nworkers: 2\n")
+    (repo / "scribe.yaml").write_text("max_file_bytes: 64\nworkers: 7\n")
     assert wait_until(lambda: bool(entries(repo, "config.loaded")), 10), proc.log()
     [loaded] = entries(repo, "config.loaded")
     assert loaded.payload["applied"] == {"max_file_bytes": 64}
