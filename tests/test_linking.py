@@ -781,7 +781,7 @@ def test_scribe_watch_renames_a_new_note_once_and_updates_its_links_once(
 
 
 def test_a_watch_retries_a_held_back_rename_although_the_note_came_back_as_its_own_echo(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One worker takes both saves in one batch: the first rename rewrites the second
     note, whose rename waits. The note now holds Scribe's own write, so the retry must
@@ -809,6 +809,8 @@ def test_a_watch_retries_a_held_back_rename_although_the_note_came_back_as_its_o
             lambda: sorted(p.name for p in (tmp_path / "notes").iterdir()) == done, 10
         )
         assert read(tmp_path, "notes/later-one.md") == "see [[fresh-idea]]\n"
+        # It was held back once: the rename came from the retry, not the first batch.
+        assert caplog.text.count("not renamed to notes/later-one.md yet") == 1
     finally:
         service.scheduler.stop(drain=0.0, timeout=2.0)
         service.engine.state.close()
