@@ -237,9 +237,9 @@ def _apply_rules(
             if not verdict.matched:
                 continue
             result.matched.append(rule.id)
-            new_text, effects = _run_steps(
-                rule, dataclasses.replace(current, captures=verdict.captures)
-            )
+            if verdict.captures != current.captures:
+                current = dataclasses.replace(current, captures=verdict.captures)
+            new_text, effects = _run_steps(rule, current)
             if new_text != text:
                 _keeps_frontmatter_readable(text, new_text)
         except Exception as exc:  # one bad rule (or plug-in) fails alone

@@ -59,7 +59,8 @@ class FileContext:
         return "\r\n" if "\r\n" in self.text else "\n"
 
     def with_text(self, text: str) -> FileContext:
-        return dataclasses.replace(self, text=text)
+        """This context with ``text``; itself (and its parsed frontmatter) if unchanged."""
+        return self if text == self.text else dataclasses.replace(self, text=text)
 
     def template_context(self) -> dict[str, Any]:
         """The names a template sees for this file (see ``template_context``)."""
