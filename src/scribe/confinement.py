@@ -17,6 +17,8 @@ import pathspec
 DENIED = (".git/", ".env", ".env.*", "*.pem", "id_*")
 #: Never written by rules: Scribe's state, rules and settings.
 WRITE_DENIED = (".scribe/", "scribe.yaml")
+#: Verdicts a confinement keeps; past that many, it starts over.
+_REMEMBERED = 8192
 
 
 class Confinement:
@@ -26,9 +28,23 @@ class Confinement:
         self.deny = (*DENIED, *deny)
         self._read = pathspec.GitIgnoreSpec.from_lines(self.deny)
         self._write = pathspec.GitIgnoreSpec.from_lines((*self.deny, *WRITE_DENIED))
+        self._seen: dict[tuple[str, bool], str | None] = {}
 
     def refusal(self, rel: str, *, write: bool = False) -> str | None:
-        """Why ``rel`` (repository-relative, POSIX) may not be touched, or None."""
+        """Why ``rel`` (repository-relative, POSIX) may not be touched, or None.
+
+        Remembered: the engine asks again for the same path at every step of an event.
+        """
+        key = (rel, write)
+        if key in self._seen:
+            return self._seen[key]
+        found = self._refusal(rel, write)
+        if len(self._seen) >= _REMEMBERED:
+            self._seen.clear()
+        self._seen[key] = found
+        return found
+
+    def _refusal(self, rel: str, write: bool) -> str | None:
         if rel.startswith("/") or ".." in rel.split("/"):
             return f"{rel} is not a path inside the repository"
         if _matches(self._read, rel):

@@ -30,6 +30,10 @@ class Verdict:
     captures: Mapping[str, str] = field(default_factory=dict)
 
 
+_MATCHED = Verdict(True, "matched")
+#: Paths whose glob verdict a rule keeps; past that many, it starts over.
+_PATHS_REMEMBERED = 8192
+
 #: A compiled condition: ``(context, size in bytes) -> verdict``.
 Check = Callable[[FileContext, int], Verdict]
 
@@ -76,6 +80,9 @@ class CompiledRule:
     fingerprint: str
     _include: Any
     _exclude: Any
+    _paths_seen: dict[str, Verdict] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def wants(self, kind: EventKind, path: str, name: str | None = None) -> Verdict:
         """The cheap part of matching: enabled, event kind (and custom event name)
@@ -87,11 +94,24 @@ class CompiledRule:
                 return Verdict(False, f"event {name!r} is not in on: {self._triggers()}")
         elif kind not in self.on:
             return Verdict(False, f"event {kind.value!r} is not in on: {self._triggers()}")
+        return self._path_verdict(path)
+
+    def _path_verdict(self, path: str) -> Verdict:
+        """Whether ``path`` passes the rule's globs, remembered: every event and
+        every planning pass asks again for the same few paths."""
+        known = self._paths_seen.get(path)
+        if known is not None:
+            return known
         if not self._include.match(path):
-            return Verdict(False, f"path does not match paths: {list(self.paths)}")
-        if self._exclude is not None and self._exclude.match(path):
-            return Verdict(False, f"path matches exclude: {list(self.exclude)}")
-        return Verdict(True, "matched")
+            verdict = Verdict(False, f"path does not match paths: {list(self.paths)}")
+        elif self._exclude is not None and self._exclude.match(path):
+            verdict = Verdict(False, f"path matches exclude: {list(self.exclude)}")
+        else:
+            verdict = _MATCHED
+        if len(self._paths_seen) >= _PATHS_REMEMBERED:
+            self._paths_seen.clear()
+        self._paths_seen[path] = verdict
+        return verdict
 
     def triggers(self) -> list[str]:
         """What sets the rule off, as the rules file spells it."""
