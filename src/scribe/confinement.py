@@ -19,6 +19,7 @@ DENIED = (".git/", ".env", ".env.*", "*.pem", "id_*")
 WRITE_DENIED = (".scribe/", "scribe.yaml")
 #: Verdicts a confinement keeps; past that many, it starts over.
 _REMEMBERED = 8192
+_UNKNOWN = "?"  # never a refusal: those name the path
 
 
 class Confinement:
@@ -36,8 +37,9 @@ class Confinement:
         Remembered: the engine asks again for the same path at every step of an event.
         """
         key = (rel, write)
-        if key in self._seen:
-            return self._seen[key]
+        known = self._seen.get(key, _UNKNOWN)  # one lookup: another thread may clear it
+        if known is not _UNKNOWN:
+            return known
         found = self._refusal(rel, write)
         if len(self._seen) >= _REMEMBERED:
             self._seen.clear()
