@@ -9,6 +9,7 @@ widen what rules may do.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import pathspec
@@ -17,9 +18,8 @@ import pathspec
 DENIED = (".git/", ".env", ".env.*", "*.pem", "id_*")
 #: Never written by rules: Scribe's state, rules and settings.
 WRITE_DENIED = (".scribe/", "scribe.yaml")
-#: Verdicts a confinement keeps; past that many, it starts over.
+#: Verdicts a confinement keeps (the least recently asked go first).
 _REMEMBERED = 8192
-_UNKNOWN = "?"  # never a refusal: those name the path
 
 
 class Confinement:
@@ -29,22 +29,12 @@ class Confinement:
         self.deny = (*DENIED, *deny)
         self._read = pathspec.GitIgnoreSpec.from_lines(self.deny)
         self._write = pathspec.GitIgnoreSpec.from_lines((*self.deny, *WRITE_DENIED))
-        self._seen: dict[tuple[str, bool], str | None] = {}
+        # The engine asks again for the same path at every step of an event.
+        self._remembered = functools.lru_cache(maxsize=_REMEMBERED)(self._refusal)
 
     def refusal(self, rel: str, *, write: bool = False) -> str | None:
-        """Why ``rel`` (repository-relative, POSIX) may not be touched, or None.
-
-        Remembered: the engine asks again for the same path at every step of an event.
-        """
-        key = (rel, write)
-        known = self._seen.get(key, _UNKNOWN)  # one lookup: another thread may clear it
-        if known is not _UNKNOWN:
-            return known
-        found = self._refusal(rel, write)
-        if len(self._seen) >= _REMEMBERED:
-            self._seen.clear()
-        self._seen[key] = found
-        return found
+        """Why ``rel`` (repository-relative, POSIX) may not be touched, or None."""
+        return self._remembered(rel, write)
 
     def _refusal(self, rel: str, write: bool) -> str | None:
         if rel.startswith("/") or ".." in rel.split("/"):

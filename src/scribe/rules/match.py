@@ -5,6 +5,7 @@ Every miss carries its reason, which is what ``scribe rules --explain`` prints.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class Verdict:
 
 
 _MATCHED = Verdict(True, "matched")
-#: Paths whose glob verdict a rule keeps; past that many, it starts over.
+#: Paths whose glob verdict a rule keeps (the least recently asked go first).
 _PATHS_REMEMBERED = 8192
 
 #: A compiled condition: ``(context, size in bytes) -> verdict``.
@@ -80,9 +81,6 @@ class CompiledRule:
     fingerprint: str
     _include: Any
     _exclude: Any
-    _paths_seen: dict[str, Verdict] = field(
-        default_factory=dict, init=False, compare=False, repr=False
-    )
 
     def wants(self, kind: EventKind, path: str, name: str | None = None) -> Verdict:
         """The cheap part of matching: enabled, event kind (and custom event name)
@@ -94,24 +92,21 @@ class CompiledRule:
                 return Verdict(False, f"event {name!r} is not in on: {self._triggers()}")
         elif kind not in self.on:
             return Verdict(False, f"event {kind.value!r} is not in on: {self._triggers()}")
-        return self._path_verdict(path)
+        return self._path_verdicts(path)
+
+    @cached_property
+    def _path_verdicts(self) -> Callable[[str], Verdict]:
+        """``_path_verdict``, remembered: every event and every planning pass asks
+        again for the same few paths."""
+        return functools.lru_cache(maxsize=_PATHS_REMEMBERED)(self._path_verdict)
 
     def _path_verdict(self, path: str) -> Verdict:
-        """Whether ``path`` passes the rule's globs, remembered: every event and
-        every planning pass asks again for the same few paths."""
-        known = self._paths_seen.get(path)
-        if known is not None:
-            return known
+        """Whether ``path`` passes the rule's globs."""
         if not self._include.match(path):
-            verdict = Verdict(False, f"path does not match paths: {list(self.paths)}")
-        elif self._exclude is not None and self._exclude.match(path):
-            verdict = Verdict(False, f"path matches exclude: {list(self.exclude)}")
-        else:
-            verdict = _MATCHED
-        if len(self._paths_seen) >= _PATHS_REMEMBERED:
-            self._paths_seen.clear()
-        self._paths_seen[path] = verdict
-        return verdict
+            return Verdict(False, f"path does not match paths: {list(self.paths)}")
+        if self._exclude is not None and self._exclude.match(path):
+            return Verdict(False, f"path matches exclude: {list(self.exclude)}")
+        return _MATCHED
 
     def triggers(self) -> list[str]:
         """What sets the rule off, as the rules file spells it."""
