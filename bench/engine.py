@@ -100,11 +100,11 @@ class Config:
     drain_idle: float = 2.0  # (b) no file event for this long: the watcher has given up
     scan_timeout: float = 90.0  # (d) bound on the scan
     quiescence: float = 1.0  # (b) window in which any further rewrite is an echo
-    journal_pairs: int = 3  # (b) runs of Scribe with and without its journal, interleaved
+    drain_rounds: int = 3  # (b) interleaved rounds of every watcher; the median run counts
 
 
 FULL = Config(edits=500, files=1000, rounds=5, scan_files=10_000, gap_ms=10)
-QUICK = Config(edits=50, files=100, rounds=5, scan_files=1_000, gap_ms=10, journal_pairs=1)
+QUICK = Config(edits=50, files=100, rounds=5, scan_files=1_000, gap_ms=10, drain_rounds=1)
 
 
 # -- files ------------------------------------------------------------------------
@@ -652,9 +652,24 @@ class Throughput:
     overflows: int = 0  # bench-side inotify overflows (each forces a full re-read)
     peak_rss: int = 0  # sampled RSS, bytes
     vm_hwm: int | None = None  # kernel high-water mark, bytes
+    create_unlink_us: float | None = None  # the file system's cost of a new inode, before
     burst_rewrites: int | None = None  # rewrites Scribe logged from the first edit to the end
     log: dict[str, int] = field(default_factory=dict)  # counts of notable stderr lines
     error: str | None = None
+
+
+def create_unlink_us(directory: Path, count: int = 100) -> float:
+    """Mean microseconds to create, close and delete an empty file in ``directory``:
+    what the file system charges for the new inode every crash-safe replace needs
+    (naive's in-place writes need none). On ext4 without a journal it grows with
+    the inodes deleted in the last few minutes, which each allocation steps over,
+    so it shows how much the disk's recent history weighs on a run."""
+    started = time.perf_counter()
+    for i in range(count):
+        path = directory / f".probe-{i}"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        path.unlink()
+    return (time.perf_counter() - started) / count * 1e6
 
 
 def run_throughput(system: System, cfg: Config, scratch: Path, tag: str = "") -> Throughput:
@@ -665,6 +680,7 @@ def run_throughput(system: System, cfg: Config, scratch: Path, tag: str = "") ->
     result = Throughput(files=cfg.files, edits=cfg.files * cfg.rounds)
     last_saved: dict[str, datetime] = {}
     final = f"body round {cfg.rounds}"
+    result.create_unlink_us = create_unlink_us(root)
     watch = DirWatch(root, WRITES)
     try:
         with running(system.argv(root, False)) as proc:
@@ -946,6 +962,8 @@ def build_rows(
         Row(f"rewrites/s, each needed (--scan: {s_scan.files} files / time)",
             {k: rate(x.files, x.external_s) for k, x in scans.items()}, ">= 1000",
             s_scan.error is None and (rate(s_scan.files, s_scan.external_s) or 0) >= 1000),
+        Row("  file system: create + unlink of a file, before the run",
+            {k: x.create_unlink_us for k, x in thr.items()}, "info", None, "µs", compare=False),
         Row("  edits drained/s (edits / drain)",
             {k: rate(x.edits, x.drain_s) for k, x in thr.items()}, "info", None),
         Row("  rewrites made during the drain / drain", {"scribe": s_thr.made_per_s}, "info",
@@ -1212,13 +1230,15 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
                 console, f"(a) latency: {name}, {cfg.edits} edits",
                 partial(run_latency, by_name[name], cfg, scratch, console), Latency(cfg.edits),
             )  # fmt: skip
-        runs: dict[str, list[Throughput]] = {"scribe": [], "scribe-no-journal": []}
-        for i in range(cfg.journal_pairs):  # interleaved: the disk's mood hits both alike
+        runs: dict[str, list[Throughput]] = {
+            name: [] for name in ("scribe", "scribe-no-journal", "naive", "floor")
+        }
+        for i in range(cfg.drain_rounds):  # interleaved: the disk's mood hits all alike
             for name, done in runs.items():
                 done.append(guarded(
                     console,
                     f"(b) throughput: {name}, {edits} edits over {cfg.files} files "
-                    f"({i + 1}/{cfg.journal_pairs})",
+                    f"({i + 1}/{cfg.drain_rounds})",
                     partial(run_throughput, by_name[name], cfg, scratch, f"-{i}"),
                     Throughput(cfg.files, edits),
                 ))  # fmt: skip
@@ -1229,11 +1249,6 @@ def run(cfg: Config, out: Path, *, keep: bool, quick: bool) -> dict[str, Any]:
             for a, b in zip(runs["scribe"], runs["scribe-no-journal"], strict=True)
             if a.drain_s and b.drain_s
         ]
-        for name in ("naive", "floor"):
-            throughput[name] = guarded(
-                console, f"(b) throughput: {name}, {edits} edits over {cfg.files} files",
-                partial(run_throughput, by_name[name], cfg, scratch), Throughput(cfg.files, edits),
-            )  # fmt: skip
         for name in ("scribe", "naive", "floor"):
             scans[name] = guarded(
                 console, f"(d) --scan: {name}, {cfg.scan_files} files",

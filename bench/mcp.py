@@ -19,8 +19,9 @@ its table rows (or lines, beside named baselines) and raw numbers. Sections so f
   that returns a constant, driven the same way) on the SDK's stdio transport and
   on the pipes ``scribe mcp`` serves on, append_event's logic called in-process,
   and the journal's commit alone. All of it three times over, interleaved, and each
-  configuration's median round reported. Then the repository is audited: every append journaled exactly once, the chain
-  verified, every line of the day's ``sentinel.jsonl`` whole JSON, one per append.
+  configuration's median round reported. Then the repository is audited: every
+  append journaled exactly once, the chain verified, every line of the day's
+  ``sentinel.jsonl`` whole JSON, one per append.
 * ``read_file``: ``scan_only`` of a 1 GiB file of lines, each time through a
   fresh server, against ``sha256sum`` (and ``openssl``) on the same file in the
   page cache; the server's peak RSS; the last chunk of a 200 MiB file with no
