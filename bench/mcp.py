@@ -18,10 +18,10 @@ its table rows (or lines, beside named baselines) and raw numbers. Sections so f
   Beside them, in the same run: the SDK's floor (``bench/mcp_floor.py``, a tool
   that returns a constant, driven the same way) on the SDK's stdio transport and
   on the pipes ``scribe mcp`` serves on, append_event's logic called in-process,
-  and the journal's commit alone. All of it three times over, interleaved, and each
-  configuration's median round reported. Then the repository is audited: every
-  append journaled exactly once, the chain verified, every line of the day's
-  ``sentinel.jsonl`` whole JSON, one per append.
+  the journal's commit alone, and a bare SQLite commit. All of it three times
+  over, interleaved, and each configuration's median round reported. Then the
+  repository is audited: every append journaled exactly once, the chain
+  verified, every line of the day's ``sentinel.jsonl`` whole JSON, one per append.
 * ``read_file``: ``scan_only`` of a 1 GiB file of lines, each time through a
   fresh server, against ``sha256sum`` (and ``openssl``) on the same file in the
   page cache; the server's peak RSS; the last chunk of a 200 MiB file with no
@@ -114,6 +114,7 @@ SCRIBE = scribe_executable()
 FLOOR_SCRIPT = BENCH_DIR / "mcp_floor.py"
 SDK_FLOOR, PIPES_FLOOR = "SDK floor", "SDK on scribe's pipes"
 TOOL_FLOOR, JOURNAL_FLOOR = "in-process tool", "journal floor"
+BARE_COMMIT = "bare SQLite commit"
 SHA256SUM, OPENSSL = "sha256sum", "openssl"
 CALLS_TARGET = 1000.0  # append_event calls/s in one stdio session
 SCAN_TARGET = 0.8  # scan_only throughput, times sha256sum's
@@ -903,6 +904,37 @@ def journal_floor(cfg: Config, root: Path, context: dict[str, Any]) -> dict[str,
         writer.close()
 
 
+def bare_commit(cfg: Config, folder: Path) -> Run:
+    """The durable commit the disk allows, with nothing of Scribe's: one row inserted
+    and committed at a time in a fresh SQLite database in WAL mode with
+    ``synchronous=FULL`` (as the journal's), but with no index, hash chain, mirror
+    or writer thread."""
+    folder.mkdir(parents=True)
+    db = sqlite3.connect(folder / "bare.db", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        body = json.dumps({"message": "bench call", "pad": "x" * 400})
+
+        def commit() -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO entries (body) VALUES (?)", (body,))
+            db.execute("COMMIT")
+
+        for _ in range(cfg.warmup):
+            commit()
+        run = Run()
+        with measured(run, []):
+            for _ in range(cfg.calls):
+                started = time.perf_counter()
+                commit()
+                run.latencies_ms.append((time.perf_counter() - started) * 1000)
+        return run
+    finally:
+        db.close()
+
+
 def tool_floor(cfg: Config, root: Path, context: dict[str, Any]) -> dict[str, Run]:
     """append_event's own work without MCP: the context parsed and
     ``SentinelLog.append_event`` called in-process, as the server does it (journal,
@@ -990,7 +1022,7 @@ def _per_call_ms(run: Run, cpu_s: float) -> float | None:
 
 
 def _stdio_lines(
-    cfg: Config, scribe: dict[str, Run], floors: dict[str, dict[str, Run]]
+    cfg: Config, scribe: dict[str, Run], floors: dict[str, dict[str, Run]], bare: Run
 ) -> list[Line]:
     labels = {
         SEQUENTIAL: "1 session, 1 at a time",
@@ -1009,7 +1041,7 @@ def _stdio_lines(
                  (run.rate or 0) >= CALLS_TARGET if single else None),
         ]  # fmt: skip
         if key == SEQUENTIAL:
-            lines.append(_serial_ceiling(label, floors))
+            lines += _serial_ceilings(label, floors, bare)
         lines += [
             Line(f"{label}: latency p50", "ms", run.p(50),
                  {name: runs[key].p(50) for name, runs in floors.items()}),
@@ -1023,16 +1055,20 @@ def _stdio_lines(
     return lines
 
 
-def _serial_ceiling(label: str, floors: dict[str, dict[str, Run]]) -> Line:
+def _serial_ceilings(label: str, floors: dict[str, dict[str, Run]], bare: Run) -> list[Line]:
     """The most calls/s one call at a time can reach: each needs a round trip
     through the SDK on scribe's pipes and, before its answer (the journal comes
-    first), one durable commit; they cannot overlap. Median latencies, so a bound
-    on the typical call rather than a proof."""
+    first), one durable commit; the two cannot overlap. With Scribe's journal as it
+    is, and with the bare commit the disk allows. Median latencies: a bound on the
+    typical call rather than a proof."""
     trip = floors[PIPES_FLOOR][SEQUENTIAL].p(50)
-    commit = floors[JOURNAL_FLOOR][SEQUENTIAL].p(50)
-    ceiling = 1000 / (trip + commit) if trip and commit else None
-    return Line(f"{label}: ceiling, 1 / ({PIPES_FLOOR} p50 + {JOURNAL_FLOOR} p50)",
-                "calls/s", ceiling)  # fmt: skip
+    lines = [Line(f"{BARE_COMMIT} p50", "ms", bare.p(50))]
+    for name, commit in ((JOURNAL_FLOOR, floors[JOURNAL_FLOOR][SEQUENTIAL].p(50)),
+                         (BARE_COMMIT, bare.p(50))):  # fmt: skip
+        ceiling = 1000 / (trip + commit) if trip and commit else None
+        lines.append(Line(f"{label}: ceiling, 1 / ({PIPES_FLOOR} p50 + {name} p50)",
+                          "calls/s", ceiling))  # fmt: skip
+    return lines
 
 
 def _audit_lines(found: Audit, errors: int, floor_errors: int) -> list[Line]:
@@ -1082,6 +1118,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
     measured_rounds: dict[str, list[dict[str, Run]]] = {
         name: [] for name in ("scribe", SDK_FLOOR, PIPES_FLOOR, TOOL_FLOOR, JOURNAL_FLOOR)
     }
+    bare_rounds: list[Run] = []
     for k in range(1, cfg.rounds + 1):
         stdio = f"stdio {k}/{cfg.rounds}" if cfg.rounds > 1 else "stdio"
         console.print(f"{stdio}: scribe mcp, {cfg.calls:,} append_event calls per configuration")
@@ -1098,7 +1135,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
             measured_rounds[name].append(
                 anyio.run(over_stdio, server, floor_contexts, cfg, floor_tally)
             )
-        console.print(f"{stdio}: append_event's logic in-process, then the journal's commit alone")
+        console.print(f"{stdio}: append_event's logic in-process, journal commits, bare commits")
         tool_root = new_repo(scratch, f"tool-floor-{k}")
         measured_rounds[TOOL_FLOOR].append(
             tool_floor(cfg, tool_root, sentinel_context(tool_root, "bench-0", moment))
@@ -1106,12 +1143,14 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
         measured_rounds[JOURNAL_FLOOR].append(
             journal_floor(cfg, new_repo(scratch, f"journal-floor-{k}"), contexts[0])
         )
+        bare_rounds.append(bare_commit(cfg, scratch / f"bare-commit-{k}"))
     medians = {name: median_runs(rounds) for name, rounds in measured_rounds.items()}
     scribe = medians.pop("scribe")
     floors = medians
     console.print("stdio: auditing the journal and the sentinel log")
     found = audit(root, moment.date().isoformat(), tally.sent)
-    lines = _stdio_lines(cfg, scribe, floors)
+    bare = sorted(bare_rounds, key=lambda run: run.rate or 0.0)[len(bare_rounds) // 2]
+    lines = _stdio_lines(cfg, scribe, floors, bare)
     lines += _audit_lines(found, len(tally.errors), len(floor_tally.errors))
     details = {
         "calls": cfg.calls, "warmup": cfg.warmup, "in_flight": cfg.in_flight,
@@ -1119,6 +1158,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
         "scribe": {key: asdict(run) for key, run in scribe.items()},
         **{name: {key: asdict(run) for key, run in runs.items()} for name, runs in floors.items()},
         "round_rates": {name: _round_rates(rounds) for name, rounds in measured_rounds.items()},
+        BARE_COMMIT: asdict(bare),
         "errors": tally.errors[:20], "floor_errors": floor_tally.errors[:20],
         "audit": asdict(found),
     }  # fmt: skip
