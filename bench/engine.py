@@ -652,7 +652,7 @@ class Throughput:
     overflows: int = 0  # bench-side inotify overflows (each forces a full re-read)
     peak_rss: int = 0  # sampled RSS, bytes
     vm_hwm: int | None = None  # kernel high-water mark, bytes
-    create_unlink_us: float | None = None  # the file system's cost of a new inode, before
+    create_unlink_us: float | None = None  # µs per create + unlink there, before the run
     burst_rewrites: int | None = None  # rewrites Scribe logged from the first edit to the end
     log: dict[str, int] = field(default_factory=dict)  # counts of notable stderr lines
     error: str | None = None

@@ -1093,15 +1093,15 @@ def _audit_lines(found: Audit, errors: int, floor_errors: int) -> list[Line]:
     ]  # fmt: skip
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median rate: on a shared two-CPU machine one round's rate
+    can be half the next one's."""
+    return sorted(runs, key=lambda run: run.rate or 0.0)[len(runs) // 2]
+
+
 def median_runs(rounds: list[dict[str, Run]]) -> dict[str, Run]:
-    """Per configuration, the round with the median rate: on a shared two-CPU
-    machine one round's rate can be a third off the next one's."""
-    return {
-        key: sorted((runs[key] for runs in rounds), key=lambda run: run.rate or 0.0)[
-            len(rounds) // 2
-        ]
-        for key in rounds[0]
-    }
+    """Per configuration, the round with the median rate (``median_run``)."""
+    return {key: median_run([runs[key] for runs in rounds]) for key in rounds[0]}
 
 
 def _round_rates(rounds: list[dict[str, Run]]) -> dict[str, list[float | None]]:
@@ -1149,7 +1149,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
     floors = medians
     console.print("stdio: auditing the journal and the sentinel log")
     found = audit(root, moment.date().isoformat(), tally.sent)
-    bare = sorted(bare_rounds, key=lambda run: run.rate or 0.0)[len(bare_rounds) // 2]
+    bare = median_run(bare_rounds)
     lines = _stdio_lines(cfg, scribe, floors, bare)
     lines += _audit_lines(found, len(tally.errors), len(floor_tally.errors))
     details = {
