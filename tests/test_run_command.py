@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -252,12 +253,15 @@ def _running(name: str) -> bool:
 def test_a_fork_bomb_from_a_rule_is_bounded_killed_and_journaled(tmp_path: Path) -> None:
     # The shell ends in `exec sleep`: with every process slot taken by the bomb, a
     # plain `sleep` could not be forked and the shell would exit before its timeout.
-    rules = """
+    # Its function has a name of its own, so that no other test's processes (another
+    # bomb, on the other worker) can pass for survivors of this one.
+    b = f"bomb_{uuid.uuid4().hex}"
+    rules = f"""
 rules:
   - id: bomb
     paths: ["*.md"]
     do:
-      - run_command: {argv: [sh, "-c", "b() { b | b & }; b; exec sleep 20"], timeout: 2}
+      - run_command: {{argv: [sh, "-c", "{b}() {{ {b} | {b} & }}; {b}; exec sleep 20"], timeout: 2}}
 """
     settings = {"commands": ["/usr/bin/sh"], "command_limits": {"processes": 16}}
     root = make_repo(tmp_path, rules, settings)
@@ -268,7 +272,7 @@ rules:
     (ran,) = journal(root, COMMAND_RAN)
     assert ran.payload["timed_out"] is True
     assert ran.payload["process_bound"] in ("cgroup", "rlimit")
-    assert not _running_with("b | b")
+    assert not _running_with(f"{b} | {b}")
 
 
 def test_endless_output_from_a_rule_is_cut_and_the_command_stopped(tmp_path: Path) -> None:
