@@ -100,7 +100,7 @@ class Config:
     drain_idle: float = 2.0  # (b) no file event for this long: the watcher has given up
     scan_timeout: float = 90.0  # (d) bound on the scan
     quiescence: float = 1.0  # (b) window in which any further rewrite is an echo
-    drain_rounds: int = 3  # (b) interleaved rounds of every watcher; the median run counts
+    drain_rounds: int = 5  # (b) interleaved rounds of every watcher; the median run counts
 
 
 FULL = Config(edits=500, files=1000, rounds=5, scan_files=10_000, gap_ms=10)
