@@ -794,29 +794,31 @@ async def one_at_a_time(
 
 
 async def one_session(
-    server: Server, context: dict[str, Any], cfg: Config, tally: Tally
+    server: Server, context: dict[str, Any], cfg: Config, tally: Tally, tag: str
 ) -> tuple[Run, Run]:
     """One session: ``cfg.calls`` calls one after another, then as many again with
-    ``cfg.in_flight`` tasks sharing the session, each waiting for its own answers."""
-    async with connected(server, "one") as session:
-        await one_at_a_time(session, context, "warm-up", cfg.warmup, Run(), tally)
+    ``cfg.in_flight`` tasks sharing the session, each waiting for its own answers.
+    ``tag`` (the round) goes into every message and log name."""
+    async with connected(server, f"one{tag}") as session:
+        await one_at_a_time(session, context, f"warm-up{tag}", cfg.warmup, Run(), tally)
         pids = server.pids()
         sequential, in_flight = Run(), Run()
         with measured(sequential, pids):
-            await one_at_a_time(session, context, "sequential", cfg.calls, sequential, tally)
+            await one_at_a_time(session, context, f"sequential{tag}", cfg.calls, sequential,
+                                tally)  # fmt: skip
         per_task = cfg.calls // cfg.in_flight
         with measured(in_flight, pids):
             async with anyio.create_task_group() as group:
                 for k in range(cfg.in_flight):
                     group.start_soon(
-                        one_at_a_time, session, context, f"in-flight {k}", per_task, in_flight,
-                        tally,
+                        one_at_a_time, session, context, f"in-flight {k}{tag}", per_task,
+                        in_flight, tally,
                     )  # fmt: skip
     return sequential, in_flight
 
 
 async def many_sessions(
-    server: Server, contexts: list[dict[str, Any]], cfg: Config, tally: Tally
+    server: Server, contexts: list[dict[str, Any]], cfg: Config, tally: Tally, tag: str
 ) -> Run:
     """One server process per context, all started and warmed up first; then each
     makes its share of ``cfg.calls`` one after another, all at once. The clock
@@ -828,11 +830,13 @@ async def many_sessions(
     per_session = cfg.calls // len(contexts)
 
     async def session_task(k: int) -> None:
-        async with connected(server, f"many-{k}") as session:
-            await one_at_a_time(session, contexts[k], f"warm-up {k}", cfg.warmup, Run(), tally)
+        async with connected(server, f"many-{k}{tag}") as session:
+            await one_at_a_time(session, contexts[k], f"warm-up {k}{tag}", cfg.warmup, Run(),
+                                tally)  # fmt: skip
             ready[k].set()
             await go.wait()
-            await one_at_a_time(session, contexts[k], f"session {k}", per_session, run, tally)
+            await one_at_a_time(session, contexts[k], f"session {k}{tag}", per_session, run,
+                                tally)  # fmt: skip
             done[k].set()
             await release.wait()
 
@@ -850,11 +854,11 @@ async def many_sessions(
 
 
 async def over_stdio(
-    server: Server, contexts: list[dict[str, Any]], cfg: Config, tally: Tally
+    server: Server, contexts: list[dict[str, Any]], cfg: Config, tally: Tally, tag: str = ""
 ) -> dict[str, Run]:
     with anyio.fail_after(HANG_GUARD_S):
-        sequential, in_flight = await one_session(server, contexts[0], cfg, tally)
-        sessions = await many_sessions(server, contexts, cfg, tally)
+        sequential, in_flight = await one_session(server, contexts[0], cfg, tally, tag)
+        sessions = await many_sessions(server, contexts, cfg, tally, tag)
     return {SEQUENTIAL: sequential, IN_FLIGHT: in_flight, SESSIONS: sessions}
 
 
@@ -1123,7 +1127,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
         stdio = f"stdio {k}/{cfg.rounds}" if cfg.rounds > 1 else "stdio"
         console.print(f"{stdio}: scribe mcp, {cfg.calls:,} append_event calls per configuration")
         measured_rounds["scribe"].append(
-            anyio.run(over_stdio, scribe_server(root, scratch), contexts, cfg, tally)
+            anyio.run(over_stdio, scribe_server(root, scratch), contexts, cfg, tally, f" r{k}")
         )
         for name, log, flags in ((SDK_FLOOR, "floor", ()),
                                  (PIPES_FLOOR, "floor-pipes", ("--pipes",))):  # fmt: skip
@@ -1133,7 +1137,7 @@ def stdio_section(cfg: Config, scratch: Path, console: Console) -> Section:
             server = Server(log, (sys.executable, "-P", str(FLOOR_SCRIPT), *flags), floor_root,
                             scratch / "logs")  # fmt: skip
             measured_rounds[name].append(
-                anyio.run(over_stdio, server, floor_contexts, cfg, floor_tally)
+                anyio.run(over_stdio, server, floor_contexts, cfg, floor_tally, f" r{k}")
             )
         console.print(f"{stdio}: append_event's logic in-process, journal commits, bare commits")
         tool_root = new_repo(scratch, f"tool-floor-{k}")
