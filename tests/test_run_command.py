@@ -194,7 +194,7 @@ rules:
   - id: slow-check
     paths: ["**/*.md"]
     do:
-      - run_command: {argv: [sleep, "1.5"], timeout: 10}
+      - run_command: {argv: [sleep, "1.537"], timeout: 10}
       - run_command: {argv: [sha256sum, "--", "{{ path }}"], timeout: 10}
 """
     root = make_repo(tmp_path / "repo", rules, {"commands": [SLEEP, SHA256SUM], "listen": "off"})
@@ -223,7 +223,7 @@ def test_edits_while_a_command_runs_cause_exactly_one_follow_up_run_on_the_final
     def sleeps() -> int:
         return sum(e.payload["argv"][0].endswith("sleep") for e in journal(root, COMMAND_RAN))
 
-    assert wait_until(lambda: _running("sleep"), 10), proc.log()
+    assert wait_until(lambda: _running("sleep", "1.537"), 10), proc.log()
     for number in range(5):  # saves while the first run's command is still going
         note.write_text(f"edit {number}\n")
         time.sleep(0.05)
@@ -235,8 +235,9 @@ def test_edits_while_a_command_runs_cause_exactly_one_follow_up_run_on_the_final
     assert hashes()[-1] == final
 
 
-def _running(name: str) -> bool:
-    """Whether a process called ``name`` runs (the watcher's sandboxed command)."""
+def _running(name: str, argument: str) -> bool:
+    """Whether a process called ``name`` runs with ``argument`` (the watcher's
+    sandboxed command: an argument of its own, since other tests run ``sleep`` too)."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -245,7 +246,7 @@ def _running(name: str) -> bool:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(name.encode()):
+        if len(argv) > 1 and argv[0].endswith(name.encode()) and argv[1] == argument.encode():
             return True
     return False
 
