@@ -918,10 +918,17 @@ def at_most(value: float | None, limit: float | None) -> bool:
     return value is not None and limit is not None and value <= limit
 
 
+Ranked = TypeVar("Ranked")
+
+
+def median_by(items: Sequence[Ranked], key: Callable[[Ranked], float]) -> Ranked:
+    """The item in the middle when ranked by ``key`` (the lower middle of an even count)."""
+    return sorted(items, key=key)[(len(items) - 1) // 2]
+
+
 def median_run(runs: list[Throughput]) -> Throughput:
     """The run with the median drain (a run that never drained counts as slowest)."""
-    ranked = sorted(runs, key=lambda r: r.drain_s if r.drain_s is not None else float("inf"))
-    return ranked[(len(ranked) - 1) // 2]
+    return median_by(runs, lambda r: r.drain_s if r.drain_s is not None else float("inf"))
 
 
 def build_rows(

@@ -80,6 +80,7 @@ from engine import (
     cell,
     interrupt,
     lines_table,
+    median_by,
     percentile,
     rate,
     ratio,
@@ -1100,7 +1101,7 @@ def _audit_lines(found: Audit, errors: int, floor_errors: int) -> list[Line]:
 def median_run(runs: list[Run]) -> Run:
     """The run with the median rate: on a shared two-CPU machine one round's rate
     can be half the next one's."""
-    return sorted(runs, key=lambda run: run.rate or 0.0)[len(runs) // 2]
+    return median_by(runs, lambda run: run.rate or 0.0)
 
 
 def median_runs(rounds: list[dict[str, Run]]) -> dict[str, Run]:
