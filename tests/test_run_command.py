@@ -16,7 +16,7 @@ import pytest
 from cli_helpers import journaled as journal
 from cli_helpers import make_repo, scribe
 from live_helpers import ScribeProcess, wait_until
-from sandbox_helpers import bwrap_binary
+from sandbox_helpers import bwrap_binary, processes_with
 from scribe.journal.entry import COMMAND_RAN, SCOPE_VIOLATION
 
 ECHO, SLEEP, SHA256SUM, FALSE, ENV = (
@@ -273,7 +273,7 @@ rules:
     (ran,) = journal(root, COMMAND_RAN)
     assert ran.payload["timed_out"] is True
     assert ran.payload["process_bound"] in ("cgroup", "rlimit")
-    assert not _running_with(f"{b} | {b}")
+    assert processes_with(f"{b} | {b}") == []
 
 
 def test_endless_output_from_a_rule_is_cut_and_the_command_stopped(tmp_path: Path) -> None:
@@ -306,7 +306,7 @@ rules:
     scribe("run", cwd=root)
     (ran,) = journal(root, COMMAND_RAN)
     assert "started" in ran.payload["stdout_tail"]
-    assert not _running_with(tag)
+    assert processes_with(tag) == []
 
 
 def test_a_fake_program_first_on_path_is_refused_not_run(tmp_path: Path) -> None:
@@ -326,18 +326,3 @@ def test_a_fake_program_first_on_path_is_refused_not_run(tmp_path: Path) -> None
     assert journal(root, COMMAND_RAN) == []
     (violation,) = journal(root, SCOPE_VIOLATION)
     assert "not an allowed executable" in violation.message
-
-
-def _running_with(text: str) -> bool:
-    """Whether any process's command line contains ``text``."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if text.encode() in cmdline:
-            return True
-    return False
