@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,6 +69,54 @@ def test_each_entry_lands_in_the_folder_of_its_utc_day(tmp_path: Path) -> None:
         assert (folder / MARKDOWN).read_text().splitlines() == [markdown_line(entry)]
     assert "[2026-11-23 23:59:59 UTC] [user] a.md: late" in markdown_line(first[0])
     assert "[2026-11-24 00:00:00 UTC]" in markdown_line(second[0])
+
+
+def _lines_of(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def test_mirror_lines_follow_their_commits_while_appends_keep_coming(tmp_path: Path) -> None:
+    # Mirror lines are written in batches after their commits, but never held back
+    # until the journal is idle: an endless stream of appends still sees them.
+    store = SqliteJournal(tmp_path / ".scribe" / "journal.db", clock=lambda: NOON)
+    jsonl = tmp_path / LOG_DIR / "2026-11-23" / JSONL
+    stop, appended = threading.Event(), []
+    with store:
+        with JournalWriter(store, Mirrors(tmp_path)) as writer:
+
+            def keep_appending() -> None:
+                for i in itertools.count():
+                    if stop.is_set() or i == 100_000:
+                        return
+                    appended.extend(writer.append([NewEntry("test.step", "user", message=f"{i}")]))
+
+            appender = threading.Thread(target=keep_appending)
+            appender.start()
+            deadline = time.monotonic() + 10
+            while not _lines_of(jsonl) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            busy = appender.is_alive()
+            stop.set()
+            appender.join()
+        assert busy, "the appender ran out of entries before any mirror line was written"
+        assert _lines_of(jsonl), "no mirror line while appends kept coming"
+        # Closed, the writer has written every line, once, in the journal's order.
+        everything = store.query(Query(limit=None))
+    assert [entry.to_json() for entry in appended] == [entry.to_json() for entry in everything]
+    assert _lines_of(jsonl) == [entry.to_json() for entry in everything]
+    assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(e) for e in everything]
+
+
+def test_an_idle_writer_writes_its_mirror_lines_without_being_closed(tmp_path: Path) -> None:
+    store = SqliteJournal(tmp_path / ".scribe" / "journal.db", clock=lambda: NOON)
+    jsonl = tmp_path / LOG_DIR / "2026-11-23" / JSONL
+    with store, JournalWriter(store, Mirrors(tmp_path)) as writer:
+        (entry,) = writer.append([NewEntry("test.step", "user", "a.md", message="alone")])
+        deadline = time.monotonic() + 10
+        while not _lines_of(jsonl) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _lines_of(jsonl) == [entry.to_json()]
+        assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(entry)]
 
 
 def test_a_line_cut_short_by_a_crash_is_ended_and_reported(tmp_path: Path) -> None:

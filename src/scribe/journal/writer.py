@@ -1,15 +1,20 @@
 """Group commit: the engine's worker threads share one journal transaction.
 
 A durable commit costs a disk sync, whatever it holds. ``JournalWriter`` has one
-thread that takes everything queued, commits it as one transaction, writes the
-mirror lines and wakes the callers. Callers who arrive while a commit is on disk
-queue up and all go in the next one, so under load a sync carries many entries,
-and an idle journal still commits each entry at once.
+thread that takes everything queued, commits it as one transaction and wakes the
+callers. Callers who arrive while a commit is on disk queue up and all go in the
+next one, so under load a sync carries many entries, and an idle journal still
+commits each entry at once.
+
+The mirror lines (copies, not the record) follow in batches, at most
+``MIRROR_LAG`` after their commit: written after every commit, they would compete
+with the woken callers for the interpreter at the moment those callers answer.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +40,11 @@ log = logging.getLogger("scribe")
 #: pending themselves, so a late index is never a wrong answer.
 INDEX_IDLE = 0.25
 INDEX_AFTER = 5_000
+
+#: Mirror lines are written at most this long (seconds) after their entries were
+#: committed, all at once, or as soon as this many entries wait for them.
+MIRROR_LAG = 0.1
+MIRROR_AFTER = 1_000
 
 
 @dataclass(eq=False)
@@ -180,30 +190,43 @@ class JournalWriter:
 
     def _run(self) -> None:
         stale = 0  # entries committed since the text index was last brought up to date
+        unmirrored: list[Entry] = []  # committed; their mirror lines are not written yet
+        mirror_at = index_at = math.inf  # when those lines are due; when to index
         while True:
             with self._cond:
-                if stale and not self._queue and not self._closed and stale < INDEX_AFTER:
+                while not self._queue and not self._closed:
+                    wait = min(mirror_at, index_at) - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(None if wait == math.inf else wait)
+                batch, self._queue = self._queue, []
+                closing = self._closed and not batch
+                self._committing = sum(len(request.entries) for request in batch)
+            if batch:
+                if stale >= INDEX_AFTER:  # a long busy spell: index now, then commit
+                    self._index_text()
+                    stale, index_at = 0, math.inf
+                sealed = self._commit(batch)
+                if sealed:
+                    if not unmirrored:
+                        mirror_at = time.monotonic() + MIRROR_LAG
+                    unmirrored += sealed
+                    stale += len(sealed)
                     # Index once the journal has been idle a moment: a caller appending
                     # one entry at a time must not pay for indexing between its calls.
-                    self._cond.wait(INDEX_IDLE)
-                if self._queue or not stale:
-                    while not self._queue and not self._closed:
-                        self._cond.wait()
-                    if not self._queue:  # closed, and everything is committed
+                    index_at = time.monotonic() + INDEX_IDLE
+            if unmirrored and (
+                closing or len(unmirrored) >= MIRROR_AFTER or time.monotonic() >= mirror_at
+            ):
+                self._mirror(unmirrored)  # in commit order, batch after batch
+                unmirrored, mirror_at = [], math.inf
+            if closing:
+                with self._cond:
+                    if not self._queue:  # else the mirrors flagged a torn file: commit that too
                         break
-                batch, self._queue = self._queue, []
-                self._committing = sum(len(request.entries) for request in batch)
-            if batch and stale < INDEX_AFTER:
-                self._commit(batch)
-                stale += sum(len(request.entries) for request in batch)
-                continue
-            if batch:  # a long busy spell: index now, then commit what waited
-                self._index_text()
-                self._commit(batch)
-                stale = sum(len(request.entries) for request in batch)
-                continue
-            self._index_text()  # idle: off every caller's path
-            stale = 0
+            if stale and time.monotonic() >= index_at:
+                self._index_text()  # idle: off every caller's path
+                stale, index_at = 0, math.inf
         if stale:
             self._index_text()
 
@@ -213,7 +236,8 @@ class JournalWriter:
         except Exception as exc:  # searches index what is pending themselves
             log.warning("could not update the journal's text index: %s", exc)
 
-    def _commit(self, batch: list[_Request]) -> None:
+    def _commit(self, batch: list[_Request]) -> list[Entry]:
+        """Commit ``batch`` and wake its callers; the entries committed (none if it failed)."""
         started = time.perf_counter()
         try:
             sealed = self.store.append([entry for request in batch for entry in request.entries])
@@ -225,12 +249,9 @@ class JournalWriter:
             for request in batch:
                 request.problem, request.cause = problem, exc
                 request.finish()
-            return
+            return []
         metrics.JOURNAL_APPEND_SECONDS.observe(time.perf_counter() - started)
         metrics.JOURNAL_APPENDS.inc(len(sealed))
-        # Callers go on first: their entries are committed, and the mirrors (copies,
-        # not the record) are written while they work. The next batch starts only
-        # after these lines, so mirror lines keep the journal's order.
         with self._cond:
             self.problem, self._committing = "", 0
         start = 0
@@ -239,6 +260,9 @@ class JournalWriter:
             request.committed = sealed[start:end]
             request.finish()
             start = end
+        return sealed
+
+    def _mirror(self, sealed: list[Entry]) -> None:
         if self.mirrors is None:
             return
         try:
