@@ -119,6 +119,18 @@ def test_an_idle_writer_writes_its_mirror_lines_without_being_closed(tmp_path: P
         assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(entry)]
 
 
+def test_a_flush_returns_once_the_mirror_lines_are_written(tmp_path: Path) -> None:
+    store = SqliteJournal(tmp_path / ".scribe" / "journal.db", clock=lambda: NOON)
+    jsonl = tmp_path / LOG_DIR / "2026-11-23" / JSONL
+    with store, JournalWriter(store, Mirrors(tmp_path)) as writer:
+        writer.submit([NewEntry("test.step", "user", message=f"{i}") for i in range(3)])
+        writer.flush()
+        everything = store.query(Query(limit=None))
+        assert len(everything) == 3
+        assert _lines_of(jsonl) == [entry.to_json() for entry in everything]
+        assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(e) for e in everything]
+
+
 def test_a_line_cut_short_by_a_crash_is_ended_and_reported(tmp_path: Path) -> None:
     store = SqliteJournal(tmp_path / ".scribe" / "journal.db", clock=lambda: NOON)
     folder = tmp_path / LOG_DIR / "2026-11-23"

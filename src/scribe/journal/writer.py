@@ -53,6 +53,8 @@ class _Request:
     failed, so only the caller waiting on them wakes up, not every waiting caller."""
 
     entries: list[NewEntry]
+    #: A ``flush``: finished once what was queued before it is committed and mirrored.
+    flush: bool = False
     committed: list[Entry] = field(default_factory=list)
     problem: str = ""
     cause: BaseException | None = None
@@ -156,11 +158,9 @@ class JournalWriter:
             self._cond.notify()
 
     def flush(self) -> None:
-        """Wait until everything queued before this call is committed (or failed).
-
-        Their mirror lines may still be being written; ``close()`` waits for those.
-        """
-        marker = _Request([])
+        """Wait until everything queued before this call is committed (or failed), and
+        the mirror lines of everything committed are written."""
+        marker = _Request([], flush=True)
         with self._cond:
             if self._closed:
                 return
@@ -202,6 +202,8 @@ class JournalWriter:
                 batch, self._queue = self._queue, []
                 closing = self._closed and not batch
                 self._committing = sum(len(request.entries) for request in batch)
+            flushes = [request for request in batch if request.flush]
+            batch = [request for request in batch if not request.flush]
             if batch:
                 if stale >= INDEX_AFTER:  # a long busy spell: index now, then commit
                     self._index_text()
@@ -216,10 +218,15 @@ class JournalWriter:
                     # one entry at a time must not pay for indexing between its calls.
                     index_at = time.monotonic() + INDEX_IDLE
             if unmirrored and (
-                closing or len(unmirrored) >= MIRROR_AFTER or time.monotonic() >= mirror_at
+                closing
+                or flushes
+                or len(unmirrored) >= MIRROR_AFTER
+                or time.monotonic() >= mirror_at
             ):
                 self._mirror(unmirrored)  # in commit order, batch after batch
                 unmirrored, mirror_at = [], math.inf
+            for request in flushes:
+                request.finish()
             if closing:
                 with self._cond:
                     if not self._queue:  # else the mirrors flagged a torn file: commit that too
