@@ -447,6 +447,27 @@ def test_text_search_sees_entries_appended_since_the_last_indexing(backend: Back
         assert store.index_text() == 0  # the query brought it up to date
 
 
+def test_a_query_by_payload_key_sees_entries_appended_since_the_last_indexing(
+    backend: Backend,
+) -> None:
+    def event(n: int) -> NewEntry:
+        payload = {"execution_id": "ex-9", "event_type": "deploy", "n": n}
+        return NewEntry("agent.event", "agent:a", message=f"deploy {n}", payload=payload)
+
+    with backend.open() as store:
+        store.append([event(1)])
+        store.index_text()
+        store.append([event(2), NewEntry("note", "user", message="deploy 3")])  # not filed yet
+        assert [e.payload["n"] for e in store.query(Query(execution_id="ex-9"))] == [1, 2]
+        assert store.index_text() == 0  # the query brought the facets up to date
+        store.append([event(4)])
+        by_type = store.query(Query(event_types=("deploy",), newest_first=True, limit=2))
+        assert [e.payload["n"] for e in by_type] == [4, 2]
+        store.append([event(5)])
+        both = store.query(Query(execution_id="ex-9", text="deploy", after_seq=1))
+        assert [e.payload["n"] for e in both] == [2, 4, 5]
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def sample(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -636,17 +636,23 @@ def test_project_filing_is_as_append_only_as_the_entries(history: History) -> No
     assert history.ask(project="alpha")["count"] > 0
 
 
+FACET = "SEARCH f USING PRIMARY KEY (facet=? AND value=?)"
+FACET_RANGE = "SEARCH f USING PRIMARY KEY (facet=? AND value=? AND seq>? AND seq<?)"
+
+
 @pytest.mark.parametrize(
     ("query", "index"),
     [
-        (Query(execution_id="x", newest_first=True, limit=50), "entries_execution"),
-        (Query(agent_instance_id="x", newest_first=True, limit=50), "entries_agent_instance"),
-        (Query(case_id="x", mode="project", newest_first=True, limit=50), "entries_case"),
-        (Query(intent="x", mode="sentinel", newest_first=True, limit=50), "entries_intent"),
-        (Query(mode="sentinel", newest_first=True, limit=50), "entries_mode"),
+        (Query(execution_id="x", newest_first=True, limit=50), FACET),
+        (Query(agent_instance_id="x", newest_first=True, limit=50), FACET),
+        (Query(case_id="x", mode="project", newest_first=True, limit=50), FACET),
+        (Query(intent="x", mode="sentinel", newest_first=True, limit=50), FACET),
+        (Query(mode="sentinel", newest_first=True, limit=50), FACET),
         (Query(project="x", newest_first=True, limit=50), "SEARCH p USING PRIMARY KEY (project=?)"),
-        (Query(event_types=("deploy",), limit=50), "entries_event_type"),
-        (Query(execution_id="x", project="p", mode="project", kinds=("a",)), "entries_execution"),
+        (Query(event_types=("deploy",), limit=50), FACET),
+        (Query(execution_id="x", project="p", mode="project", kinds=("a",)), FACET),
+        (Query(execution_id="x", after_seq=10, before_seq=90), FACET_RANGE),
+        (Query(event_types=("deploy",), after_seq=10, before_seq=90, limit=50), FACET_RANGE),
     ],
 )
 def test_each_agent_filter_is_served_by_its_index(

@@ -12,6 +12,35 @@ from typing import Any
 
 from scribe.journal.entry import FILE_DELETED
 
+#: Agents' payload keys filed in ``entry_facets``: facet name (a ``Query`` field) to
+#: JSON path. Only text values are filed, as only text is ever asked for.
+FACETS = {
+    "case_id": "$.case_id",
+    "execution_id": "$.execution_id",
+    "agent_instance_id": "$.agent.instance_id",
+    "intent": "$.intent",
+    "mode": "$.mode",
+    "event_type": "$.event_type",
+}
+_TOP_LEVEL = [name for name, key in FACETS.items() if key == f"$.{name}"]
+
+
+def file_facets(after: str) -> str:
+    """SQL filing the facets of every entry after seq ``after`` (an SQL expression):
+    one pass over each payload for the top-level keys, one lookup for the nested one.
+    A payload that is not JSON (only tampering makes one) is skipped, not an error."""
+    (nested,) = (name for name in FACETS if name not in _TOP_LEVEL)
+    keys = ", ".join(f"'{name}'" for name in _TOP_LEVEL)
+    return f"""INSERT OR IGNORE INTO entry_facets (facet, value, seq)
+        SELECT j.key, j.value, e.seq FROM entries AS e, json_each(e.payload) AS j
+        WHERE e.seq > {after} AND json_valid(e.payload) AND j.key IN ({keys})
+        AND j.type = 'text'
+        UNION ALL
+        SELECT '{nested}', json_extract(payload, '{FACETS[nested]}'), seq FROM entries
+        WHERE seq > {after} AND json_valid(payload)
+        AND json_type(payload, '{FACETS[nested]}') = 'text'"""
+
+
 #: Forward migrations; the database's ``PRAGMA user_version`` counts those applied.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -96,6 +125,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             BEFORE DELETE ON entry_projects BEGIN
             SELECT RAISE(ABORT, 'the journal is append-only: entries cannot be deleted');
         END""",
+    ),
+    # 4: the payload keys are filed in ``entry_facets`` in batches, with the text index
+    # (``text_progress`` says how far both have got), not by six expression indexes in
+    # every append: those were five of the eleven pages a sentinel event's commit
+    # wrote, and a dozen JSON parses for every engine entry, which has none of the
+    # keys. Entries without a path (all of the agents') leave the path index.
+    (
+        """CREATE TABLE IF NOT EXISTS entry_facets (
+            facet TEXT NOT NULL,
+            value TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (facet, value, seq)
+        ) WITHOUT ROWID""",
+        file_facets("0"),
+        *(
+            f"DROP INDEX IF EXISTS entries_{name}"
+            for name in ("execution", "agent_instance", "case", "intent", "mode", "event_type")
+        ),
+        "DROP INDEX IF EXISTS entries_path",
+        "CREATE INDEX entries_path ON entries(path) WHERE path IS NOT NULL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

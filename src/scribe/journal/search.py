@@ -10,8 +10,11 @@
 * Text goes to the FTS5 index with each word quoted, so punctuation and quotes in
   user input are searched for, never parsed.
 * Agents' payload keys (execution, agent instance, case, intent, mode, event type)
-  have partial expression indexes; a project is found through ``entry_projects``,
-  which lists each entry under every project it names.
+  are filed in ``entry_facets`` (facet, value, seq); a project is found through
+  ``entry_projects``, which lists each entry under every project it names. Either
+  one drives a scan joined to ``entries`` by seq. A row a facet yields is still
+  checked against its payload, so only a facet missing (one not filed yet: the
+  store files what is pending first) could make an answer wrong.
 * One filter's index drives the scan, chosen here (``_driver``); the others only
   check the rows it yields.
 """
@@ -25,6 +28,7 @@ from typing import Any
 from wcmatch import glob
 
 from scribe.journal.entry import Query
+from scribe.journal.schema import FACETS
 
 GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.BRACE | glob.CASE
 #: A path prefix with fewer entries than this is read from the path index.
@@ -94,24 +98,26 @@ def fts_query(text: str) -> str | None:
     return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
 
 
-#: Payload keys with an index of their own (migration 3), by ``Query`` field, in the
-#: order they are preferred to drive a scan: the most selective first.
+#: ``Query`` fields filed as facets, in the order they are preferred to drive a
+#: scan: the most selective first.
 PAYLOAD_KEYS = {
-    "case_id": "$.case_id",
-    "execution_id": "$.execution_id",
-    "agent_instance_id": "$.agent.instance_id",
-    "intent": "$.intent",
-    "mode": "$.mode",
+    name: FACETS[name]
+    for name in ("case_id", "execution_id", "agent_instance_id", "intent", "mode")
 }
-EVENT_TYPE = "$.event_type"
+EVENT_TYPE = "event_type"
 AGENT_EVENT = "agent.event"
+_FACETED = "entry_facets AS f CROSS JOIN entries AS e ON e.seq = f.seq"
 
 
-def _payload(path: str, *, seek: bool) -> str:
-    """The indexed payload value at ``path``; the ``json_valid`` term is what lets SQLite
-    use the partial index (and keeps a tampered, non-JSON row from failing the query)."""
-    value = f"json_extract(e.payload, '{path}')"
-    return f"json_valid(e.payload) AND {value if seek else '+' + value}"
+def uses_facets(q: Query) -> bool:
+    """Whether ``q`` may be driven by ``entry_facets`` (which must then be up to date)."""
+    return bool(q.event_types) or any(getattr(q, name) is not None for name in PAYLOAD_KEYS)
+
+
+def _payload(facet: str) -> str:
+    """The payload value of ``facet`` in the row; the ``json_valid`` term keeps a
+    tampered, non-JSON row from failing the query."""
+    return f"json_valid(e.payload) AND json_extract(e.payload, '{FACETS[facet]}')"
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -132,8 +138,8 @@ def types_probe(types: Sequence[str]) -> tuple[str, list[Any]]:
     marks = _marks(types)
     sql = (
         f"SELECT (SELECT count(*) FROM (SELECT 1 FROM entries WHERE kind IN ({marks}) LIMIT ?))"
-        " + (SELECT count(*) FROM (SELECT 1 FROM entries AS e WHERE "
-        f"{_payload(EVENT_TYPE, seek=True)} IN ({marks}) LIMIT ?))"
+        " + (SELECT count(*) FROM (SELECT 1 FROM entry_facets "
+        f"WHERE facet = '{EVENT_TYPE}' AND value IN ({marks}) LIMIT ?))"
     )
     return sql, [*types, NARROW, *types, NARROW]
 
@@ -195,7 +201,8 @@ def compile_query(
     if q.text is not None and match is None:
         return None
     driver = _driver(q, match, probe)
-    seq = {"text": "t.rowid", "project": "p.seq"}.get(driver or "", "e.seq")
+    faceted = driver in PAYLOAD_KEYS
+    seq = "f.seq" if faceted else {"text": "t.rowid", "project": "p.seq"}.get(driver or "", "e.seq")
     where: list[str] = []
     params: list[Any] = []
 
@@ -215,17 +222,20 @@ def compile_query(
     ]
     if driver == "text":
         add("t.entries_text MATCH ?", match)
-    elif match is not None:
+    elif faceted:
+        add("f.facet = ? AND f.value = ?", driver, getattr(q, str(driver)))
+    if match is not None and driver != "text":
         sql, values = _text_within(match, bounds, _selection(q, driver))
         add(sql, *values)
-    for op, value in bounds:
-        add(f"{seq} {op} ?", value)
+    if driver != "event_types":  # each arm of the union bounds its own seq
+        for op, value in bounds:
+            add(f"{seq} {op} ?", value)
     if q.kinds:
         add(f"{'' if driver == 'kinds' else '+'}e.kind IN ({_marks(q.kinds)})", *q.kinds)
     if q.event_types and driver != "event_types":
         add(
             f"(+e.kind IN ({_marks(q.event_types)}) OR (+e.kind = ? AND "
-            f"{_payload(EVENT_TYPE, seek=False)} IN ({_marks(q.event_types)})))",
+            f"{_payload(EVENT_TYPE)} IN ({_marks(q.event_types)})))",
             *q.event_types, AGENT_EVENT, *q.event_types,
         )  # fmt: skip
     if q.path is not None:
@@ -245,9 +255,9 @@ def compile_query(
             add("scribe_glob(?, e.path)", q.path_glob)
     if q.actor is not None:
         add(f"{'' if driver == 'actor' else '+'}e.actor = ?", q.actor)
-    for name, key in PAYLOAD_KEYS.items():
+    for name in PAYLOAD_KEYS:  # the driving facet too: its rows are checked, not trusted
         if (value := getattr(q, name)) is not None:
-            add(f"{_payload(key, seek=driver == name)} = ?", value)
+            add(f"{_payload(name)} = ?", value)
     if q.project is not None:
         if driver == "project":
             add("p.project = ?", q.project)
@@ -257,11 +267,15 @@ def compile_query(
     order = "DESC" if q.newest_first else "ASC"
     limit = [q.limit] if q.limit is not None else []
     if driver == "event_types":
-        return _merged(q.event_types, columns, where, params, order, limit)
-    source = {
-        "text": "entries_text AS t CROSS JOIN entries AS e ON e.seq = t.rowid",
-        "project": "entry_projects AS p CROSS JOIN entries AS e ON e.seq = p.seq",
-    }.get(driver or "", "entries AS e")
+        return _merged(q.event_types, columns, bounds, where, params, order, limit)
+    source = (
+        _FACETED
+        if faceted
+        else {
+            "text": "entries_text AS t CROSS JOIN entries AS e ON e.seq = t.rowid",
+            "project": "entry_projects AS p CROSS JOIN entries AS e ON e.seq = p.seq",
+        }.get(driver or "", "entries AS e")
+    )
     sql = f"SELECT {columns} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -270,11 +284,11 @@ def compile_query(
 
 
 def _selection(q: Query, driver: str | None) -> tuple[str, list[Any]]:
-    """The condition of a selective driver (a path or a payload key), for its seq span."""
+    """Where a selective driver (a path or a facet) keeps its seqs, for their span."""
     if driver == "path":
-        return "e.path = ?", [q.path if q.path is not None else q.path_glob]
+        return "entries WHERE path = ?", [q.path if q.path is not None else q.path_glob]
     assert driver in PAYLOAD_KEYS
-    return f"{_payload(PAYLOAD_KEYS[driver], seek=True)} = ?", [getattr(q, driver)]
+    return "entry_facets WHERE facet = ? AND value = ?", [driver, getattr(q, driver)]
 
 
 def _text_within(
@@ -284,11 +298,8 @@ def _text_within(
     of the driver's own entries (its first and last seq, two index lookups): FTS5 then
     reads only that stretch of each word's list. An execution's or a case's entries
     lie close together, so this is most of the cost saved for a common word."""
-    condition, values = selection
-    span = [
-        (op, f"(SELECT {fn}(e.seq) FROM entries AS e WHERE {condition})")
-        for op, fn in ((">=", "min"), ("<=", "max"))
-    ]
+    rows, values = selection
+    span = [(op, f"(SELECT {fn}(seq) FROM {rows})") for op, fn in ((">=", "min"), ("<=", "max"))]
     within = "".join(f" AND rowid {op} ?" for op, _ in bounds)
     within += "".join(f" AND rowid {op} {sub}" for op, sub in span)
     params = [match, *(value for _, value in bounds), *values, *values]
@@ -298,6 +309,7 @@ def _text_within(
 def _merged(
     types: Sequence[str],
     columns: str,
+    bounds: list[tuple[str, int]],
     where: list[str],
     params: list[Any],
     order: str,
@@ -309,14 +321,16 @@ def _merged(
     arms: list[str] = []
     values: list[Any] = []
     for kind in types:
-        arms.append(f"SELECT e.seq FROM entries AS e WHERE e.kind = ?{common}")
-        values += [kind, *params]
+        within = "".join(f" AND e.seq {op} ?" for op, _ in bounds)
+        arms.append(f"SELECT e.seq FROM entries AS e WHERE e.kind = ?{within}{common}")
+        values += [kind, *(value for _, value in bounds), *params]
     for event_type in types:
+        within = "".join(f" AND f.seq {op} ?" for op, _ in bounds)
         arms.append(
-            f"SELECT e.seq FROM entries AS e WHERE {_payload(EVENT_TYPE, seek=True)} = ? "
-            f"AND +e.kind = ?{common}"
+            f"SELECT f.seq FROM {_FACETED} WHERE f.facet = '{EVENT_TYPE}' AND f.value = ?"
+            f"{within} AND +e.kind = ? AND {_payload(EVENT_TYPE)} = ?{common}"
         )
-        values += [event_type, AGENT_EVENT, *params]
+        values += [event_type, *(value for _, value in bounds), AGENT_EVENT, event_type, *params]
     inner = " UNION ".join(arms)
     if limit:
         inner += f" ORDER BY 1 {order} LIMIT ?"

@@ -9,9 +9,11 @@ content tables drift when their content table changes behind their back, but
 entries never change (triggers refuse it), so the index stays exact. It is
 brought up to date in batches (``index_text``) rather than in each append's
 transaction: updating it there cost a quarter of every one-entry commit. The
-writer indexes whenever it is idle, and a text query indexes what is pending
-first, so a search always sees every entry. The index can be rebuilt from the
-entries, so its batches are committed without a sync of their own.
+agents' payload keys (``entry_facets``: execution, agent instance, case, intent,
+mode, event type) are filed in the same batches, for the same reason. The writer
+indexes whenever it is idle, and a query by text or by one of those keys indexes
+what is pending first, so it always sees every entry. Both can be rebuilt from
+the entries, so their batches are committed without a sync of their own.
 
 ``ts`` never decreases along the chain (an append takes the later of the clock and
 the head's ``ts``), so a time range is a range of ``seq``; ``search.py`` turns the
@@ -50,8 +52,8 @@ from scribe.journal.entry import (
     utc_now,
 )
 from scribe.journal.head import HeadFile, read_head
-from scribe.journal.schema import MIGRATIONS, SCHEMA_VERSION, projects_named
-from scribe.journal.search import compile_query, glob_match
+from scribe.journal.schema import MIGRATIONS, SCHEMA_VERSION, file_facets, projects_named
+from scribe.journal.search import compile_query, glob_match, uses_facets
 from scribe.sqlite_rows import insert_rows
 
 log = logging.getLogger("scribe")
@@ -70,6 +72,7 @@ _INDEX_TEXT = (
     "INSERT INTO entries_text(rowid, path, message, payload) "
     "SELECT seq, path, message, payload FROM entries WHERE seq > ? ORDER BY seq"
 )
+_FILE_FACETS = file_facets("?1")
 _TEXT_HEAD = "SELECT seq FROM text_progress"
 _TEXT_BEHIND = (
     "SELECT (SELECT seq FROM text_progress) < (SELECT coalesce(max(seq), 0) FROM entries)"
@@ -226,13 +229,16 @@ class SqliteJournal:
         return int(row[0]) if row else None
 
     def index_text(self) -> int:
-        """Add the entries not yet in the full-text index; how many were added."""
+        """Add the entries not yet in the full-text index, and file their payload keys
+        in ``entry_facets``; how many entries were added."""
         with self._lock:
             db = self._db
             db.execute("PRAGMA synchronous=NORMAL")  # derived data: no sync of its own
             db.execute("BEGIN IMMEDIATE")
             try:
-                added = db.execute(_INDEX_TEXT, db.execute(_TEXT_HEAD).fetchone()).rowcount
+                done = db.execute(_TEXT_HEAD).fetchone()
+                added = db.execute(_INDEX_TEXT, done).rowcount
+                db.execute(_FILE_FACETS, done)
                 db.execute(_TEXT_DONE)
                 db.execute("COMMIT")
             finally:
@@ -242,7 +248,7 @@ class SqliteJournal:
         return max(added, 0)
 
     def query(self, q: Query) -> list[Entry]:
-        if q.text and self._one(_TEXT_BEHIND)[0]:  # a write transaction only if needed
+        if (q.text or uses_facets(q)) and self._one(_TEXT_BEHIND)[0]:  # write only if needed
             try:
                 self.index_text()
             except sqlite3.OperationalError as exc:  # a read-only copy: search what is indexed
