@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -458,3 +459,52 @@ def test_http_allowed_hosts_refuse_every_other_name(repo: Path) -> None:
         named = httpx2.post(local, json=ping, headers={**headers, "Host": f"scribe.test:{port}"})
     assert other.status_code == 421
     assert named.status_code != 421
+
+
+_TRACED_SERVER = """
+import json
+import sys
+from pathlib import Path
+
+import anyio
+from mcp import Client
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+exporter = InMemorySpanExporter()
+if sys.argv[2] == "traced":  # as opentelemetry-instrument does, before the server is built
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+from scribe.mcp.server import build_server
+
+app, _ = build_server([Path(sys.argv[1])])
+
+
+async def main() -> None:
+    async with Client(app) as client:
+        await client.list_tools()
+
+
+anyio.run(main)
+print(json.dumps(sorted({span.name for span in exporter.get_finished_spans()})))
+"""
+
+
+@pytest.mark.parametrize(("setup", "traced"), [("traced", True), ("plain", False)])
+def test_the_sdks_request_spans_reach_a_tracer_provider_installed_before_the_server(
+    repo: Path, tmp_path: Path, setup: str, traced: bool
+) -> None:
+    """Without a provider the SDK's no-op spans are left out; with one they are sent."""
+    script = tmp_path / "traced_server.py"
+    script.write_text(_TRACED_SERVER, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(repo), setup], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    spans = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ("tools/list" in spans) is traced
+    assert traced or spans == []

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from opentelemetry import trace
 
 from scribe import __version__
 from scribe.files import enable_writer_probe
@@ -35,7 +36,24 @@ def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
     project_tools.register(app, door)
     sentinel_tools.register(app, door)
     shared_tools.register(app, door)
+    _skip_idle_tracing(app)
     return app, door
+
+
+def _skip_idle_tracing(app: MCPServer[Any]) -> None:
+    """Leave out the SDK's OpenTelemetry middleware when no tracer provider is installed.
+
+    It wraps every request in a span that goes nowhere until a provider is installed
+    (``opentelemetry-instrument``, or the host application's own set-up), and Scribe
+    installs none for the server. Opting out, as the SDK allows, made one
+    ``append_event`` call at a time about 3% faster. With a provider, it stays.
+    """
+    lowlevel = getattr(app, "_lowlevel_server", None)
+    if lowlevel is None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return
+    lowlevel.middleware = [
+        step for step in lowlevel.middleware if type(step).__name__ != "OpenTelemetryMiddleware"
+    ]
 
 
 def run_stdio(app: MCPServer[Any]) -> None:
