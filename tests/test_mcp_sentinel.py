@@ -370,6 +370,19 @@ def test_lines_that_waited_for_a_lock_go_first_in_the_next_append(tmp_path: Path
     assert lines.held == 0
 
 
+def test_a_line_file_kept_open_sees_a_line_another_writer_cut_short(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    lines = LineFile(path, "x.jsonl")
+    assert lines.append(b"one\n", 1.0) is False
+    assert lines.append(b"two\n", 1.0) is False  # its own last line: no need to look
+    with open(path, "ab") as other:  # a process killed in the middle of its line
+        other.write(b'{"seq": 9, "mess')
+    assert lines.append(b"three\n", 1.0) is True
+    assert lines.append(b"four\n", 1.0) is False
+    lines.retire(1.0)
+    assert path.read_bytes() == b'one\ntwo\n{"seq": 9, "mess\nthree\nfour\n'
+
+
 def test_a_removed_day_folder_is_made_again(repo: Repo) -> None:
     log = SentinelLog(repo.root, repo.journal)
     event(log, call_for(repo.root), message="first")

@@ -46,6 +46,9 @@ class LineFile:
         self._retired = False
         self._held: list[bytes] = []
         self._held_guard = threading.Lock()
+        #: (inode, size) where this process's last append ended: a file still that
+        #: size still ends with its newline, and needs no look at its last byte.
+        self._end = (-1, -1)
 
     @property
     def held(self) -> int:
@@ -95,18 +98,25 @@ class LineFile:
         deadline = time.monotonic() + timeout
         take(self._guard, deadline, self.label, timeout)
         try:
-            fd = self._locked(deadline, timeout)
+            fd, facts = self._locked(deadline, timeout)
             try:
-                size = os.fstat(fd).st_size
-                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+                size = facts.st_size
+                torn = (
+                    size > 0
+                    and (facts.st_ino, size) != self._end
+                    and os.pread(fd, 1, size - 1) != b"\n"
+                )
                 with self._held_guard:
                     held, self._held = self._held, []
+                lines = (b"\n" if torn else b"") + b"".join(held) + data
                 try:
-                    write_all(fd, (b"\n" if torn else b"") + b"".join(held) + data)
+                    write_all(fd, lines)
                 except OSError:
+                    self._end = (-1, -1)
                     with self._held_guard:
                         self._held[:0] = held
                     raise
+                self._end = (facts.st_ino, size + len(lines)) if lines.endswith(b"\n") else (-1, -1)
                 return torn
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -156,8 +166,8 @@ class LineFile:
         if fd != self._fd:
             os.close(fd)
 
-    def _locked(self, deadline: float, timeout: float) -> int:
-        """The descriptor of the file now at ``path``, flocked."""
+    def _locked(self, deadline: float, timeout: float) -> tuple[int, os.stat_result]:
+        """The descriptor of the file now at ``path``, flocked, and its ``fstat``."""
         while True:
             fd = self._open()
             try:
@@ -165,12 +175,13 @@ class LineFile:
             except BaseException:
                 self._done_with(fd)
                 raise
+            facts = os.fstat(fd)
             try:
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                current = os.stat(self.path).st_ino == facts.st_ino
             except FileNotFoundError:
                 current = False
             if current:
-                return fd
+                return fd, facts
             fcntl.flock(fd, fcntl.LOCK_UN)  # removed or replaced while we waited: reopen
             os.close(fd)
             if fd == self._fd:
