@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 
+from scribe.mcp.server import loop_options
 from scribe.mcp.stdio import serve_stdio
 
 app: MCPServer[Any] = MCPServer("floor")
@@ -41,6 +42,6 @@ def append_event(context: dict[str, Any], event_type: str, message: str) -> dict
 
 if __name__ == "__main__":
     if "--pipes" in sys.argv:
-        anyio.run(serve_stdio, app)
+        anyio.run(serve_stdio, app, backend_options=loop_options())
     else:
         app.run("stdio")

@@ -76,10 +76,10 @@ def run_stdio(app: MCPServer[Any]) -> None:
             await serve_stdio(app)
             group.cancel_scope.cancel()
 
-    anyio.run(serve, backend_options=_loop_options())
+    anyio.run(serve, backend_options=loop_options())
 
 
-def _loop_options() -> dict[str, Any]:
+def loop_options() -> dict[str, Any]:
     """uvloop's event loop where it is installed (every platform but Windows): one
     ``append_event`` call at a time ran about 4% faster on it than on asyncio's own."""
     return {"use_uvloop": True} if importlib.util.find_spec("uvloop") else {}
