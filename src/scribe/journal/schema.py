@@ -130,7 +130,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # (``text_progress`` says how far both have got), not by six expression indexes in
     # every append: those were five of the eleven pages a sentinel event's commit
     # wrote, and a dozen JSON parses for every engine entry, which has none of the
-    # keys. Entries without a path (all of the agents') leave the path index.
+    # keys. Entries without a path (an agent's event or case, say) leave the path index.
     (
         """CREATE TABLE IF NOT EXISTS entry_facets (
             facet TEXT NOT NULL,
