@@ -98,12 +98,9 @@ def fts_query(text: str) -> str | None:
     return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
 
 
-#: ``Query`` fields filed as facets, in the order they are preferred to drive a
-#: scan: the most selective first.
-PAYLOAD_KEYS = {
-    name: FACETS[name]
-    for name in ("case_id", "execution_id", "agent_instance_id", "intent", "mode")
-}
+#: ``Query`` fields filed as facets (event types aside, which also match kinds), the
+#: most selective first.
+PAYLOAD_KEYS = ("case_id", "execution_id", "agent_instance_id", "intent", "mode")
 EVENT_TYPE = "event_type"
 AGENT_EVENT = "agent.event"
 _FACETED = "entry_facets AS f CROSS JOIN entries AS e ON e.seq = f.seq"
