@@ -75,6 +75,13 @@ def _lines_of(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
+def _wait_for_lines(path: Path, timeout: float = 10.0) -> None:
+    """Until ``path`` holds a line (or ``timeout`` seconds pass: the caller's asserts say so)."""
+    deadline = time.monotonic() + timeout
+    while not _lines_of(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def test_mirror_lines_follow_their_commits_while_appends_keep_coming(tmp_path: Path) -> None:
     # Mirror lines are written in batches after their commits, but never held back
     # until the journal is idle: an endless stream of appends still sees them.
@@ -92,9 +99,7 @@ def test_mirror_lines_follow_their_commits_while_appends_keep_coming(tmp_path: P
 
             appender = threading.Thread(target=keep_appending)
             appender.start()
-            deadline = time.monotonic() + 10
-            while not _lines_of(jsonl) and time.monotonic() < deadline:
-                time.sleep(0.005)
+            _wait_for_lines(jsonl)
             busy = appender.is_alive()
             stop.set()
             appender.join()
@@ -112,9 +117,7 @@ def test_an_idle_writer_writes_its_mirror_lines_without_being_closed(tmp_path: P
     jsonl = tmp_path / LOG_DIR / "2026-11-23" / JSONL
     with store, JournalWriter(store, Mirrors(tmp_path)) as writer:
         (entry,) = writer.append([NewEntry("test.step", "user", "a.md", message="alone")])
-        deadline = time.monotonic() + 10
-        while not _lines_of(jsonl) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        _wait_for_lines(jsonl)
         assert _lines_of(jsonl) == [entry.to_json()]
         assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(entry)]
 
