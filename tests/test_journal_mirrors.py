@@ -112,6 +112,50 @@ def test_mirror_lines_follow_their_commits_while_appends_keep_coming(tmp_path: P
     assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(e) for e in everything]
 
 
+def test_commits_by_callers_and_by_the_writer_thread_are_mirrored_once_in_order(
+    tmp_path: Path,
+) -> None:
+    # A caller who finds the journal idle commits on its own thread (append_now); the
+    # rest queue for the writer thread. The mirrors must hold every entry once, in the
+    # journal's order, however the two kinds of commit interleave.
+    store = SqliteJournal(tmp_path / ".scribe" / "journal.db", clock=lambda: NOON)
+    jsonl = tmp_path / LOG_DIR / "2026-11-23" / JSONL
+
+    def step(name: str) -> list[NewEntry]:
+        return [NewEntry("test.step", "user", message=name)]
+
+    def work(t: int) -> None:
+        for i in range(60):
+            new = step(f"{t}/{i}")
+            if i % 3 == 0:
+                writer.submit(new)
+            elif i % 3 == 1:
+                writer.append_now(new) or writer.append(new)
+            else:
+                writer.append(new)
+
+    with store:
+        with JournalWriter(store, Mirrors(tmp_path)) as writer:
+            own = writer.append_now(step("own")) or []  # idle: this thread commits it
+            writer.submit(step("queued"))
+            writer.flush()
+            own += writer.append_now(step("own again")) or []
+            assert [e.message for e in own] == ["own", "own again"]
+            threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            writer.flush()
+            flushed = _lines_of(jsonl)
+        everything = store.query(Query(limit=None))
+        assert store.verify().ok
+    assert len(everything) == 3 + 4 * 60
+    assert flushed == [entry.to_json() for entry in everything]
+    assert _lines_of(jsonl) == flushed  # closing wrote nothing twice
+    assert _lines_of(jsonl.with_name(MARKDOWN)) == [markdown_line(e) for e in everything]
+
+
 def test_an_idle_writer_writes_its_mirror_lines_without_being_closed(tmp_path: Path) -> None:
     store = SqliteJournal(tmp_path / ".scribe" / "journal.db", clock=lambda: NOON)
     jsonl = tmp_path / LOG_DIR / "2026-11-23" / JSONL

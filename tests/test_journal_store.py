@@ -713,6 +713,58 @@ def test_callers_arriving_during_a_commit_share_the_next_one(backend: Backend) -
     store.close()
 
 
+def test_append_now_writes_nothing_while_another_process_holds_the_journal(
+    backend: Backend,
+) -> None:
+    # A caller that must not wait (an event loop) is told at once, and queues instead.
+    with backend.open(busy_timeout=30) as store, JournalWriter(store) as writer:
+        with backend.holding_the_write_lock() as release:
+            assert store.append_now([NewEntry("test.step", "user")]) is None
+            assert writer.append_now([NewEntry("test.step", "user")]) is None
+            release()
+        assert store.count() == 0
+        assert writer.healthy
+
+
+def test_append_now_commits_at_once_and_later_appends_still_wait_their_turn(
+    tmp_path: Path,
+) -> None:
+    with SqliteJournal(tmp_path / "journal.db", busy_timeout=30) as store:
+        assert store.append_now([]) == []
+        (first,) = store.append_now([NewEntry("test.step", "user", message="now")]) or []
+        assert (first.seq, first.message) == (1, "now")
+        raw = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+        raw.execute("BEGIN IMMEDIATE")
+        assert store.append_now([NewEntry("test.step", "user")]) is None
+        # The blocking append waits out the other writer (its busy timeout is back),
+        # where a timeout left at zero would fail at once.
+        threading.Timer(0.2, raw.execute, args=("ROLLBACK",)).start()
+        (second,) = store.append([NewEntry("test.step", "user", message="waited")])
+        raw.close()
+        assert [e.message for e in store.query(Query())] == ["now", "waited"]
+        assert second.prev_hash == first.hash
+        assert store.verify().ok
+
+
+def test_nobody_commits_ahead_of_what_the_writer_has_queued(backend: Backend) -> None:
+    with backend.open() as store, JournalWriter(store) as writer:
+        with backend.holding_the_write_lock() as release:
+            writer.submit([NewEntry("test.step", "user", message="queued first")])
+            wait_for(lambda: writer.committing == 1)  # the writer thread is stuck on the lock
+            assert writer.append_now([NewEntry("test.step", "user")]) is None
+            writer.submit([NewEntry("test.step", "user", message="queued second")])
+            assert writer.append_now([NewEntry("test.step", "user")]) is None
+            release()
+        (last,) = writer.append([NewEntry("test.step", "user", message="then this")])
+        writer.flush()
+        assert [e.message for e in store.query(Query())] == [
+            "queued first",
+            "queued second",
+            "then this",
+        ]
+        assert last.seq == 3
+
+
 def test_every_caller_of_a_failed_commit_hears_why(backend: Backend) -> None:
     with backend.open(busy_timeout=0.5) as store, JournalWriter(store) as writer:
         heard: dict[str, str] = {}

@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pytest
 from mcp_helpers import make_call
 from scribe.journal import JournalWriter, Mirrors, Query, SqliteJournal
 from scribe.journal.entry import AGENT_EVENT, JOURNAL_FLAGGED
+from scribe.journal.mirrors import JSONL, LOG_DIR
 from scribe.mcp.context import Call
 from scribe.mcp.failures import (
     BUSY,
@@ -618,6 +619,58 @@ def test_many_calls_on_one_event_loop_each_get_their_entry_and_both_lines(repo: 
     markdown = repo.lines("SENTINEL_LOG.md")
     assert sorted(int(line.rsplit("seq=", 1)[1]) for line in markdown) == list(range(1, 51))
     assert len(repo.entries(AGENT_EVENT)) == 50
+
+
+def test_lone_calls_on_an_event_loop_commit_in_order_and_are_mirrored(repo: Repo) -> None:
+    # A call alone on the loop commits on the loop's thread; the writer thread still
+    # writes the journal's mirror lines for it.
+    log = SentinelLog(repo.root, repo.journal)
+    lone = replace(call_for(repo.root), alone=True)
+
+    async def main() -> list[Any]:
+        return [await event_soon(log, lone, f"edit {i}") for i in range(30)]
+
+    answers = anyio.run(main)
+    log.close()
+    assert [a["seq"] for a in answers] == list(range(1, 31))
+    assert [json.loads(line)["seq"] for line in repo.lines("sentinel.jsonl")] == list(range(1, 31))
+    assert [int(line.rsplit("seq=", 1)[1]) for line in repo.lines("SENTINEL_LOG.md")] == list(
+        range(1, 31)
+    )
+    repo.journal.flush()
+    mirrored = [
+        json.loads(line)["seq"]
+        for path in sorted((repo.root / LOG_DIR).glob(f"*/{JSONL}"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert mirrored == list(range(1, 31))
+
+
+def test_a_lone_call_waits_off_the_loop_while_another_process_holds_the_journal(
+    repo: Repo,
+) -> None:
+    # Committing on the loop's thread must never mean waiting there for another
+    # writer: the loop would stop for everyone until that writer is done.
+    log = SentinelLog(repo.root, repo.journal)
+    lone = replace(call_for(repo.root), alone=True)
+    answers: list[Any] = []
+
+    async def call() -> None:
+        answers.append(await event_soon(log, lone, "waited"))
+
+    async def main() -> None:
+        with journal_stalled(repo) as release:
+            async with anyio.create_task_group() as group:
+                group.start_soon(call)
+                while repo.journal.committing == 0:  # the loop runs: the writer thread waits
+                    await anyio.sleep(0.005)
+                assert answers == []
+                release()
+
+    anyio.run(main)
+    log.close()
+    assert [a["seq"] for a in answers] == [1]
+    assert len(repo.lines("sentinel.jsonl")) == len(repo.lines("SENTINEL_LOG.md")) == 1
 
 
 @pytest.mark.parametrize("name", ["sentinel.jsonl", "SENTINEL_LOG.md"])

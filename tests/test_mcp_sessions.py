@@ -3,16 +3,23 @@ reconnect to its earlier project, and many sessions appending at once lose nothi
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp.client.session import ClientSession
+from mcp_types import jsonrpc_message_adapter
 
 from mcp_helpers import agent_context, answer, http_server, http_session, make_repo, stdio_session
 from scribe.journal import Query, SqliteJournal
+from scribe.mcp.context import Call
+from scribe.mcp.door import ONLY_SENTINEL, Door, Repository
 from scribe.mcp.progress_line import parse_line
+from scribe.mcp.sessions import Session
+from scribe.mcp.stdio import Unanswered
 
 
 @pytest.fixture
@@ -222,3 +229,101 @@ def test_read_recent_gives_the_projects_latest_entries_from_the_journal(repo: Pa
     assert [e["message"] for e in recent["entries"]] == ["a3", "a2", "a1"]
     assert recent["entries"][0]["meta"] == {"n": "3"}
     assert recent["next_cursor"] is not None
+
+
+def test_a_call_is_alone_only_while_no_other_call_is_being_served(tmp_path: Path) -> None:
+    # A lone call may hold the event loop for its commit; that must never be a call
+    # that others (on the loop or in a worker thread) are waiting behind.
+    root = make_repo(tmp_path / "repo")
+    door = Door([Repository.open(root)])
+    context = agent_context(root, mode="sentinel")
+    transport_idle = [True]
+    door.transport_alone = lambda: transport_idle[0]
+    seen: dict[str, bool] = {}
+    first_in, let_go, thread_in, thread_go = (
+        anyio.Event(),
+        anyio.Event(),
+        threading.Event(),
+        threading.Event(),
+    )
+
+    def noting(name: str) -> Callable[[Call, Repository, Session], Awaitable[dict[str, Any]]]:
+        async def work(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+            seen[name] = call.alone
+            return {}
+
+        return work
+
+    async def first(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+        seen["first"] = call.alone
+        first_in.set()
+        await let_go.wait()
+        return {}
+
+    def in_a_thread(call: Call, repo: Repository, session: Session) -> dict[str, Any]:
+        seen["thread"] = call.alone
+        thread_in.set()
+        thread_go.wait(10)
+        return {}
+
+    async def serve(work: Callable[[Call, Repository, Session], Awaitable[dict[str, Any]]]) -> bool:
+        result = await door.serve_soon(None, context, "append_event", ONLY_SENTINEL, work)
+        return not result.is_error
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve, first)
+            await first_in.wait()
+            assert await serve(noting("beside the first"))
+            let_go.set()
+        refused = await door.serve_soon(None, {}, "append_event", ONLY_SENTINEL, noting("never"))
+        assert refused.is_error
+        assert await serve(noting("after a refusal"))
+        worker = threading.Thread(
+            target=door.serve, args=(None, context, "append_event", ONLY_SENTINEL, in_a_thread)
+        )
+        worker.start()
+        await anyio.to_thread.run_sync(thread_in.wait, 10)
+        assert await serve(noting("beside a thread"))
+        thread_go.set()
+        await anyio.to_thread.run_sync(worker.join)
+        assert await serve(noting("last"))
+        transport_idle[0] = False  # the transport has another request for us
+        assert await serve(noting("the transport is not idle"))
+
+    try:
+        anyio.run(main)
+    finally:
+        door.close()
+    assert seen == {
+        "first": True,
+        "beside the first": False,
+        "after a refusal": True,
+        "thread": True,
+        "beside a thread": False,
+        "last": True,
+        "the transport is not idle": False,
+    }
+    unseen = Door([])  # a transport that cannot tell (streamable HTTP): never alone
+    assert unseen.transport_alone() is False
+
+
+def test_the_stdio_transport_counts_requests_until_answered_or_cancelled() -> None:
+    def parsed(**fields: Any) -> Any:
+        return jsonrpc_message_adapter.validate_python({"jsonrpc": "2.0", **fields})
+
+    unanswered = Unanswered()
+    assert unanswered.alone()
+    unanswered.read(parsed(id=1, method="tools/call", params={"name": "x"}))
+    assert unanswered.alone()  # the one being served
+    unanswered.read(parsed(id="two", method="tools/list"))
+    assert not unanswered.alone()
+    unanswered.written(parsed(id=1, result={}))
+    assert unanswered.alone()
+    unanswered.read(parsed(id=3, method="tools/list"))
+    unanswered.read(parsed(method="notifications/cancelled", params={"requestId": 3}))
+    unanswered.read(parsed(method="notifications/initialized"))
+    assert unanswered.alone()  # a cancelled request gets no answer to wait for
+    unanswered.written(parsed(id="two", error={"code": -32601, "message": "no"}))
+    unanswered.written(parsed(id=9, method="ping"))  # the server's own request
+    assert unanswered.alone()

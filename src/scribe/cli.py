@@ -879,7 +879,7 @@ def mcp_command(
     server, door = build_server(bases)
     try:
         if address is None:
-            run_stdio(server)
+            run_stdio(server, door)
         else:
             run_http(server, address[0], address[1], token, settings.mcp_allowed_hosts, tls)
     finally:

@@ -311,6 +311,11 @@ class Journal(Protocol):
         """Commit ``entries`` as one transaction, in order, and return them sealed."""
         ...
 
+    def append_now(self, entries: Sequence[NewEntry]) -> list[Entry] | None:
+        """``append`` if that waits for nothing but the local disk; else None, having
+        written nothing (another writer holds the journal, or it is across a network)."""
+        ...
+
     def get(self, seq: int) -> Entry | None: ...
 
     def head(self) -> Entry | None:

@@ -191,6 +191,10 @@ class PostgresJournal:
                         raise
         raise AssertionError("unreachable: the second attempt returns or raises")
 
+    def append_now(self, entries: Sequence[NewEntry]) -> list[Entry] | None:
+        """None: a commit here waits on the network, so it stays on the writer's thread."""
+        return None
+
     @staticmethod
     def _locked_head(db: psycopg.Connection[Any]) -> tuple[int, str, str]:
         row = db.execute("SELECT seq, ts, hash FROM head FOR UPDATE").fetchone()

@@ -169,36 +169,63 @@ class SqliteJournal:
         if not entries:
             return []
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            return self._append_begun(entries)
+
+    def append_now(self, entries: Sequence[NewEntry]) -> list[Entry] | None:
+        """``append``, unless another thread or process holds the journal's write lock
+        this instant: then None, and nothing is written. The disk sync is still waited
+        for; no other writer is."""
+        if not entries:
+            return []
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("PRAGMA busy_timeout = 0")
             try:
-                last = db.execute(
-                    "SELECT seq, ts, hash FROM entries ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, last_ts, prev = last if last else (0, "", GENESIS)
-                ts = max(stamp(self._clock()), last_ts)
-                sealed, rows = [], []
-                projects: list[tuple[str, int]] = []
-                for new in entries:
-                    seq += 1
-                    projects.extend((name, seq) for name in projects_named(new.payload))
-                    entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
-                    prev = entry.hash
-                    sealed.append(entry)
-                    rows.append(
-                        (
-                            seq, ts, new.kind, new.actor, new.path, new.before_hash,
-                            new.after_hash, new.diff, new.message, new.payload_json, new.ref,
-                            entry.prev_hash, entry.hash,
-                        )
-                    )  # fmt: skip
-                insert_rows(db, _INSERT, rows)
-                insert_rows(db, _INSERT_PROJECT, projects)
-                db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                    return None
+                raise
             finally:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            self._head.write(sealed[-1].seq, sealed[-1].hash)
+                db.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+            return self._append_begun(entries)
+        finally:
+            self._lock.release()
+
+    def _append_begun(self, entries: Sequence[NewEntry]) -> list[Entry]:
+        """The body of an append, inside its ``BEGIN IMMEDIATE`` and ``self._lock``."""
+        db = self._db
+        try:
+            last = db.execute(
+                "SELECT seq, ts, hash FROM entries ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, last_ts, prev = last if last else (0, "", GENESIS)
+            ts = max(stamp(self._clock()), last_ts)
+            sealed, rows = [], []
+            projects: list[tuple[str, int]] = []
+            for new in entries:
+                seq += 1
+                projects.extend((name, seq) for name in projects_named(new.payload))
+                entry = Entry.seal(new, seq=seq, ts=ts, prev_hash=prev)
+                prev = entry.hash
+                sealed.append(entry)
+                rows.append(
+                    (
+                        seq, ts, new.kind, new.actor, new.path, new.before_hash,
+                        new.after_hash, new.diff, new.message, new.payload_json, new.ref,
+                        entry.prev_hash, entry.hash,
+                    )
+                )  # fmt: skip
+            insert_rows(db, _INSERT, rows)
+            insert_rows(db, _INSERT_PROJECT, projects)
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        self._head.write(sealed[-1].seq, sealed[-1].hash)
         return sealed
 
     # -- reading --------------------------------------------------------------

@@ -3,8 +3,9 @@
 A durable commit costs a disk sync, whatever it holds. ``JournalWriter`` has one
 thread that takes everything queued, commits it as one transaction and wakes the
 callers. Callers who arrive while a commit is on disk queue up and all go in the
-next one, so under load a sync carries many entries, and an idle journal still
-commits each entry at once.
+next one, so under load a sync carries many entries. A caller who finds nothing
+committing or queued commits on its own thread (``append_now``): handing the
+commit to the writer thread and being woken again would cost more than the sync.
 
 The mirror lines (copies, not the record) follow in batches, at most
 ``MIRROR_LAG`` after their commit: written after every commit, they would compete
@@ -98,6 +99,15 @@ class JournalWriter:
         self._queue: list[_Request] = []
         self._closed = False
         self._committing = 0
+        #: A commit is under way, the writer thread's or a caller's (``append_now``).
+        self._busy = False
+        #: Committed entries whose mirror lines are not written yet, in commit order,
+        #: and when they are due; entries committed since the text index was updated,
+        #: and when the last commit ended.
+        self._unmirrored: list[Entry] = []
+        self._mirror_at = math.inf
+        self._stale = 0
+        self._last_commit = 0.0
         self._thread = threading.Thread(target=self._run, name="scribe-journal", daemon=True)
         self._thread.start()
 
@@ -113,13 +123,16 @@ class JournalWriter:
 
     @property
     def committing(self) -> int:
-        """Entries in the commit under way."""
+        """Entries in the writer thread's commit under way (not a caller's own)."""
         return self._committing
 
     def append(self, entries: Sequence[NewEntry]) -> list[Entry]:
         """Block until ``entries`` are committed; raise JournalUnavailable if they were not."""
         if not entries:
             return []
+        sealed = self.append_now(entries)
+        if sealed is not None:
+            return sealed
         request = _Request(list(entries))
         with self._cond:
             if self._closed:
@@ -128,6 +141,47 @@ class JournalWriter:
             self._cond.notify()  # only the writer thread waits on it
         request.wait()
         return request.result()
+
+    def append_now(self, entries: Sequence[NewEntry]) -> list[Entry] | None:
+        """Commit ``entries`` on this thread if no commit is under way or queued and the
+        store can take them without waiting for another writer; else None (nothing
+        written: queue them). Raises JournalUnavailable if the commit failed.
+
+        It still waits for the disk's sync, so an event loop calls it only when no
+        other call is waiting on the loop."""
+        if not entries:
+            return []
+        with self._cond:
+            if self._closed:
+                raise JournalUnavailable("the journal writer is closed")
+            if self._busy or self._queue:
+                return None
+            self._busy = True
+        started = time.perf_counter()
+        sealed: list[Entry] | None = None
+        try:
+            sealed = self.store.append_now(entries)
+        except Exception as exc:
+            problem = f"the journal cannot be written: {exc}"
+            log.error("%s", problem)
+            with self._cond:
+                self.problem = problem
+            raise JournalUnavailable(problem) from exc
+        finally:
+            with self._cond:
+                self._busy = False
+                first = False
+                if sealed:
+                    self.problem = ""
+                    first = self._committed(sealed)
+                if (
+                    first or self._queue or self._closed
+                ):  # else the writer thread knows its next task
+                    self._cond.notify()
+        if sealed:
+            metrics.JOURNAL_APPEND_SECONDS.observe(time.perf_counter() - started)
+            metrics.JOURNAL_APPENDS.inc(len(sealed))
+        return sealed
 
     def append_then(self, entries: Sequence[NewEntry], wake: Callable[[], None]) -> _Request:
         """Queue ``entries`` and return at once; ``wake`` is called from the writer's
@@ -189,62 +243,60 @@ class JournalWriter:
         self.close()
 
     def _run(self) -> None:
-        stale = 0  # entries committed since the text index was last brought up to date
-        unmirrored: list[Entry] = []  # committed; their mirror lines are not written yet
-        mirror_at = index_at = math.inf  # when those lines are due; when to index
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    wait = min(mirror_at, index_at) - time.monotonic()
+                while not self._closed or self._busy:
+                    if self._queue and not self._busy:
+                        break
+                    index_at = self._last_commit + INDEX_IDLE if self._stale else math.inf
+                    wait = min(self._mirror_at, index_at) - time.monotonic()
                     if wait <= 0:
                         break
                     self._cond.wait(None if wait == math.inf else wait)
-                batch, self._queue = self._queue, []
-                closing = self._closed and not batch
-                self._committing = sum(len(request.entries) for request in batch)
+                batch, self._queue = ([], self._queue) if self._busy else (self._queue, [])
+                closing = self._closed and not batch and not self._busy
+                if any(not request.flush for request in batch):
+                    self._busy = True
+                    self._committing = sum(len(request.entries) for request in batch)
+                stale = self._stale
             flushes = [request for request in batch if request.flush]
             batch = [request for request in batch if not request.flush]
             if batch:
                 if stale >= INDEX_AFTER:  # a long busy spell: index now, then commit
                     self._index_text()
-                    stale, index_at = 0, math.inf
-                sealed = self._commit(batch)
-                if sealed:
-                    if not unmirrored:
-                        mirror_at = time.monotonic() + MIRROR_LAG
-                    unmirrored += sealed
-                    stale += len(sealed)
-                    # Index once the journal has been idle a moment: a caller appending
-                    # one entry at a time must not pay for indexing between its calls.
-                    index_at = time.monotonic() + INDEX_IDLE
-            if unmirrored and (
-                closing
-                or flushes
-                or len(unmirrored) >= MIRROR_AFTER
-                or time.monotonic() >= mirror_at
-            ):
+                self._commit(batch)
+            with self._cond:
+                due = closing or flushes or len(self._unmirrored) >= MIRROR_AFTER
+                if self._unmirrored and (due or time.monotonic() >= self._mirror_at):
+                    unmirrored, self._unmirrored = self._unmirrored, []
+                    self._mirror_at = math.inf
+                else:
+                    unmirrored = []
+                # Index once the journal has been idle a moment: a caller appending one
+                # entry at a time must not pay for indexing between its calls.
+                idle = time.monotonic() >= self._last_commit + INDEX_IDLE
+                index = self._stale and (idle or closing or self._stale >= INDEX_AFTER)
+            if unmirrored:
                 self._mirror(unmirrored)  # in commit order, batch after batch
-                unmirrored, mirror_at = [], math.inf
             for request in flushes:
                 request.finish()
+            if index:
+                self._index_text()  # idle: off every caller's path
             if closing:
                 with self._cond:
                     if not self._queue:  # else the mirrors flagged a torn file: commit that too
                         break
-            if stale and time.monotonic() >= index_at:
-                self._index_text()  # idle: off every caller's path
-                stale, index_at = 0, math.inf
-        if stale:
-            self._index_text()
 
     def _index_text(self) -> None:
+        with self._cond:
+            self._stale = 0  # what commits from now on is left for the next pass
         try:
             self.store.index_text()
         except Exception as exc:  # searches index what is pending themselves
             log.warning("could not update the journal's text index: %s", exc)
 
-    def _commit(self, batch: list[_Request]) -> list[Entry]:
-        """Commit ``batch`` and wake its callers; the entries committed (none if it failed)."""
+    def _commit(self, batch: list[_Request]) -> None:
+        """Commit ``batch`` and wake its callers."""
         started = time.perf_counter()
         try:
             sealed = self.store.append([entry for request in batch for entry in request.entries])
@@ -252,22 +304,35 @@ class JournalWriter:
             problem = f"the journal cannot be written: {exc}"
             log.error("%s", problem)
             with self._cond:
-                self.problem, self._committing = problem, 0
+                self.problem, self._committing, self._busy = problem, 0, False
             for request in batch:
                 request.problem, request.cause = problem, exc
                 request.finish()
-            return []
+            return
         metrics.JOURNAL_APPEND_SECONDS.observe(time.perf_counter() - started)
         metrics.JOURNAL_APPENDS.inc(len(sealed))
         with self._cond:
-            self.problem, self._committing = "", 0
+            self.problem, self._committing, self._busy = "", 0, False
+            self._committed(sealed)
         start = 0
         for request in batch:
             end = start + len(request.entries)
             request.committed = sealed[start:end]
             request.finish()
             start = end
-        return sealed
+
+    def _committed(self, sealed: list[Entry]) -> bool:
+        """Note ``sealed`` as committed (holding ``_cond``); whether they are the first
+        that wait for their mirror lines, so the writer thread must learn when those
+        are due."""
+        now = time.monotonic()
+        first = not self._unmirrored
+        if first:
+            self._mirror_at = now + MIRROR_LAG
+        self._unmirrored += sealed
+        self._stale += len(sealed)
+        self._last_commit = now
+        return first
 
     def _mirror(self, sealed: list[Entry]) -> None:
         if self.mirrors is None:

@@ -175,6 +175,9 @@ class Call:
     session_id: str
     #: The transport's own session id (streamable HTTP), recorded beside ours.
     transport_session_id: str | None = None
+    #: No other call was being served when this one was admitted, so nobody waits on
+    #: the event loop while this call's commit holds it.
+    alone: bool = False
 
     def payload(self, **extra: Any) -> dict[str, Any]:
         """A journal payload: the call's provenance, its session, then ``extra``."""

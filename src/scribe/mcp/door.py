@@ -12,7 +12,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -177,6 +178,12 @@ class Door:
         self._once: dict[tuple[Path, str, str, str], Mapping[str, Any]] = {}
         self._once_locks: dict[tuple[Path, str, str, str], threading.Lock] = {}
         self._once_lock = threading.Lock()
+        self._serving = 0  # calls between admission and answer, on any thread
+        self._serving_lock = threading.Lock()
+        #: Whether the transport has no request waiting but the one being admitted.
+        #: Only stdio can tell (``stdio.Unanswered``); streamable HTTP cannot see the
+        #: requests still in its sockets, so there no call counts as alone.
+        self.transport_alone: Callable[[], bool] = lambda: False
 
     def serve(
         self,
@@ -189,8 +196,9 @@ class Door:
         started = time.perf_counter()
         call: Call | None = None
         try:
-            call, session = self._admit(ctx, raw_context, tool, modes)
-            answer = work(call, self.repositories[call.root], session)
+            with self._served() as alone:
+                call, session = self._admit(ctx, raw_context, tool, modes, alone)
+                answer = work(call, self.repositories[call.root], session)
         except Exception as exc:
             return self._refused(tool, call, started, exc)
         self._log(tool, call, started, "ok")
@@ -208,15 +216,37 @@ class Door:
         started = time.perf_counter()
         call: Call | None = None
         try:
-            call, session = self._admit(ctx, raw_context, tool, modes)
-            answer = await work(call, self.repositories[call.root], session)
+            with self._served() as alone:
+                call, session = self._admit(ctx, raw_context, tool, modes, alone)
+                answer = await work(call, self.repositories[call.root], session)
         except Exception as exc:
             return self._refused(tool, call, started, exc)
         self._log(tool, call, started, "ok")
         return ok(answer)
 
+    @contextmanager
+    def _served(self) -> Iterator[bool]:
+        """Count a call as being served; yields whether it is the only one.
+
+        On an event loop a call can run from admission to answer without yielding, so
+        the count alone would call every one of many waiting requests alone; the
+        transport's view of its requests decides with it."""
+        with self._serving_lock:
+            self._serving += 1
+            alone = self._serving == 1 and self.transport_alone()
+        try:
+            yield alone
+        finally:
+            with self._serving_lock:
+                self._serving -= 1
+
     def _admit(
-        self, ctx: Context | None, raw_context: object, tool: str, modes: frozenset[Mode]
+        self,
+        ctx: Context | None,
+        raw_context: object,
+        tool: str,
+        modes: frozenset[Mode],
+        alone: bool,
     ) -> tuple[Call, Session]:
         """The call's context validated and its mode checked, and its session."""
         context, root = parse_context(raw_context, self.roots)
@@ -229,7 +259,7 @@ class Door:
                 mode=context.mode,
             )
         session = self._session(ctx)
-        return Call(context, root, session.id, session.transport_id), session
+        return Call(context, root, session.id, session.transport_id, alone), session
 
     def _refused(
         self, tool: str, call: Call | None, started: float, exc: Exception

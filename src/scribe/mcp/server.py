@@ -17,7 +17,7 @@ from scribe import __version__
 from scribe.files import enable_writer_probe
 from scribe.mcp import project_tools, sentinel_tools, shared_tools
 from scribe.mcp.door import Door, Repository
-from scribe.mcp.stdio import serve_stdio
+from scribe.mcp.stdio import Unanswered, serve_stdio
 
 
 def build_server(roots: Iterable[Path]) -> tuple[MCPServer[Any], Door]:
@@ -57,7 +57,7 @@ def _skip_idle_tracing(app: MCPServer[Any]) -> None:
     ]
 
 
-def run_stdio(app: MCPServer[Any]) -> None:
+def run_stdio(app: MCPServer[Any], door: Door) -> None:
     """Serve one client over stdin/stdout until it closes stdin or a SIGTERM or SIGINT
     arrives; either way this returns, so the caller closes the journal and writes
     what was kept for later. stdout carries protocol messages only (fd 1 points at
@@ -73,7 +73,9 @@ def run_stdio(app: MCPServer[Any]) -> None:
                         return
 
             group.start_soon(stop_on_signal)
-            await serve_stdio(app)
+            unanswered = Unanswered()
+            door.transport_alone = unanswered.alone
+            await serve_stdio(app, unanswered)
             group.cancel_scope.cancel()
 
     anyio.run(serve, backend_options=loop_options())

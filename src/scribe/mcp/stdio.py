@@ -30,6 +30,31 @@ Outgoing = MemoryObjectSendStream[SessionMessage]
 LINE_LIMIT = 64 * 1024 * 1024
 
 
+class Unanswered:
+    """The client's requests read and not yet answered (nor cancelled by the client).
+
+    A tool call that is the only one may commit on the event loop's own thread;
+    this is how it learns that no other request of the client waits behind it."""
+
+    def __init__(self) -> None:
+        self._ids: set[types.RequestId] = set()
+
+    def alone(self) -> bool:
+        return len(self._ids) <= 1
+
+    def read(self, message: types.JSONRPCMessage) -> None:
+        if isinstance(message, types.JSONRPCRequest):
+            self._ids.add(message.id)
+        elif isinstance(message, types.JSONRPCNotification) and (
+            message.method == "notifications/cancelled" and isinstance(message.params, dict)
+        ):
+            self._ids.discard(message.params.get("requestId"))
+
+    def written(self, message: types.JSONRPCMessage) -> None:
+        if isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
+            self._ids.discard(message.id)
+
+
 def _is_pipe(fd: int) -> bool:
     try:
         mode = os.fstat(fd).st_mode
@@ -58,14 +83,16 @@ def _claim_std_fds() -> Iterator[tuple[int, int]]:
 
 @contextlib.asynccontextmanager
 async def pipe_streams(
-    in_fd: int, out_fd: int
+    in_fd: int, out_fd: int, unanswered: Unanswered | None = None
 ) -> AsyncIterator[
     tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
         MemoryObjectSendStream[SessionMessage],
     ]
 ]:
-    """Message streams over two pipe descriptors (which this takes over and closes)."""
+    """Message streams over two pipe descriptors (which this takes over and closes);
+    ``unanswered`` keeps count of the requests between them."""
+    counts = unanswered or Unanswered()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     read_transport, _ = await loop.connect_read_pipe(
@@ -95,6 +122,7 @@ async def pipe_streams(
                 except Exception as exc:  # the server answers it with a parse error
                     await incoming_send.send(exc)
                     continue
+                counts.read(message)
                 await incoming_send.send(SessionMessage(message))
 
     async def write_lines() -> None:
@@ -102,6 +130,7 @@ async def pipe_streams(
             async for item in outgoing_receive:
                 data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
                 writer.write(data.encode() + b"\n")
+                counts.written(item.message)
                 await writer.drain()
 
     try:
@@ -115,13 +144,14 @@ async def pipe_streams(
         write_transport.close()
 
 
-async def serve_stdio(app: MCPServer[Any]) -> None:
-    """Serve one client over this process's stdin and stdout."""
+async def serve_stdio(app: MCPServer[Any], unanswered: Unanswered | None = None) -> None:
+    """Serve one client over this process's stdin and stdout; ``unanswered`` follows
+    its requests (not when the SDK's own transport serves it)."""
     # The SDK's run loop, fed by our streams; if a later SDK moves it, its own transport.
     lowlevel = getattr(app, "_lowlevel_server", None)
     if lowlevel is None or not (_is_pipe(0) and _is_pipe(1)):
         await app.run_stdio_async()
         return
     with _claim_std_fds() as (wire_in, wire_out):
-        async with pipe_streams(wire_in, wire_out) as (incoming, outgoing):
+        async with pipe_streams(wire_in, wire_out, unanswered) as (incoming, outgoing):
             await lowlevel.run(incoming, outgoing, lowlevel.create_initialization_options())
