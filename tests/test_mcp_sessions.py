@@ -313,6 +313,8 @@ def test_the_stdio_transport_counts_requests_until_answered_or_cancelled() -> No
         return jsonrpc_message_adapter.validate_python({"jsonrpc": "2.0", **fields})
 
     unanswered = Unanswered()
+    assert not unanswered.alone()  # not following a transport: it cannot tell
+    unanswered.following = True
     assert unanswered.alone()
     unanswered.read(parsed(id=1, method="tools/call", params={"name": "x"}))
     assert unanswered.alone()  # the one being served

@@ -5,7 +5,8 @@ thread that takes everything queued, commits it as one transaction and wakes the
 callers. Callers who arrive while a commit is on disk queue up and all go in the
 next one, so under load a sync carries many entries. A caller who finds nothing
 committing or queued commits on its own thread (``append_now``): handing the
-commit to the writer thread and being woken again would cost more than the sync.
+commit to the writer thread and being woken again costs two thread switches,
+about half as much as the commit itself.
 
 The mirror lines (copies, not the record) follow in batches, at most
 ``MIRROR_LAG`` after their commit: written after every commit, they would compete
@@ -174,9 +175,8 @@ class JournalWriter:
                 if sealed:
                     self.problem = ""
                     first = self._committed(sealed)
-                if (
-                    first or self._queue or self._closed
-                ):  # else the writer thread knows its next task
+                # Else the writer thread already knows when it has something to do.
+                if first or self._queue or self._closed:
                     self._cond.notify()
         if sealed:
             metrics.JOURNAL_APPEND_SECONDS.observe(time.perf_counter() - started)

@@ -175,8 +175,8 @@ class Call:
     session_id: str
     #: The transport's own session id (streamable HTTP), recorded beside ours.
     transport_session_id: str | None = None
-    #: No other call was being served when this one was admitted, so nobody waits on
-    #: the event loop while this call's commit holds it.
+    #: When this call was admitted, no other call was being served and the transport
+    #: had no other request waiting: nobody waits while its commit holds the loop.
     alone: bool = False
 
     def payload(self, **extra: Any) -> dict[str, Any]:

@@ -38,9 +38,10 @@ class Unanswered:
 
     def __init__(self) -> None:
         self._ids: set[types.RequestId] = set()
+        self.following = False  # set by the pipes; the SDK's own transport tells nothing
 
     def alone(self) -> bool:
-        return len(self._ids) <= 1
+        return self.following and len(self._ids) <= 1
 
     def read(self, message: types.JSONRPCMessage) -> None:
         if isinstance(message, types.JSONRPCRequest):
@@ -93,6 +94,7 @@ async def pipe_streams(
     """Message streams over two pipe descriptors (which this takes over and closes);
     ``unanswered`` keeps count of the requests between them."""
     counts = unanswered or Unanswered()
+    counts.following = True
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     read_transport, _ = await loop.connect_read_pipe(
