@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mcp_helpers import make_call
+from scribe.diffs import unified_diff
 from scribe.errors import ScribeError
 from scribe.journal import JournalWriter, Query, SqliteJournal
 from scribe.journal.entry import DOC_CHANGED, FILE_READ
@@ -24,7 +25,6 @@ from scribe.mcp.docs import Docs
 from scribe.mcp.failures import CONFLICT, INVALID_ARGUMENT, NOT_FOUND, SCOPE_VIOLATION, ToolFailure
 from scribe.mcp.patch import sections, split_lines
 from scribe.mcp.projects import Projects, parse_line
-from scribe.plan import unified_diff
 
 DIR = ".scribe/docs/dev_plans/auth-rewrite/"
 NAMES = ["ARCHITECTURE_GUIDE.md", "PHASE_PLAN.md", "CHECKLIST.md", "PROGRESS_LOG.md"]

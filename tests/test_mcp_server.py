@@ -504,3 +504,19 @@ def test_the_sdks_request_spans_reach_a_tracer_provider_installed_before_the_ser
     )
     assert done.returncode == 0, done.stderr
     assert "tools/list" in json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_server_loads_the_engine_only_for_the_rule_tools() -> None:
+    # Memory is part of the server's budget (the benchmark holds it to 100 MB): the
+    # engine, its actions and their template and regex engines stay out of a server
+    # until an agent asks for the rules.
+    probe = (
+        "import sys\n"
+        "import scribe.cli, scribe.mcp.server\n"
+        "heavy = ['jinja2', 'scribe.actions', 'scribe.engine', 'scribe.plan', 'scribe.notes']\n"
+        "print([name for name in heavy if name in sys.modules])\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

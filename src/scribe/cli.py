@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,8 +25,6 @@ from rich.table import Table
 from rich.text import Text
 
 from scribe import __version__, quarantine, records
-from scribe.actions.effects import WriteFile
-from scribe.ahead import PlanPool
 from scribe.certs_cli import app as certs_app
 from scribe.cli_options import (
     ListenOption,
@@ -43,8 +41,6 @@ from scribe.config import (
     load_settings,
     settings_schema,
 )
-from scribe.effect_runner import describe as describe_effects
-from scribe.engine import Engine, Outcome, Status
 from scribe.errors import ContentChanged, FileBusy, ScribeError
 from scribe.journal.commands import register as register_journal_commands
 from scribe.journal.entry import (
@@ -58,13 +54,8 @@ from scribe.journal.entry import (
 )
 from scribe.journal.writer import JournalWriter
 from scribe.observe import tracing
-from scribe.plan import Ahead, Plan
 from scribe.plugins_cli import app as plugins_app
 from scribe.progress import progress_bar
-from scribe.recovery import finish_open_work
-from scribe.rules.load import parse_rules
-from scribe.rules.match import CompiledRule
-from scribe.rules.model import rules_schema
 from scribe.startup import (
     build_engine,
     ignore_for,
@@ -78,6 +69,11 @@ from scribe.startup import (
 )
 from scribe.watch import Ignore, scan
 from scribe.worker_cli import worker_command
+
+if TYPE_CHECKING:  # the engine and its actions load with the commands that use them
+    from scribe.engine import Engine, Outcome
+    from scribe.plan import Ahead, Plan
+    from scribe.rules.match import CompiledRule
 
 app = typer.Typer(
     name="scribe",
@@ -188,6 +184,8 @@ def _apply_once(
     over. Both go together only when the rules are ``independent`` of other files:
     then no batch can change what the next one's plans read.
     """
+    from scribe.ahead import PlanPool
+
     workers = settings.workers
     size = max(1, min(settings.max_batch, -(-len(files) // (workers * 4))))
     batches = [files[at : at + size] for at in range(0, len(files), size)]
@@ -236,6 +234,8 @@ def _apply_once(
 
 
 def _rewritten(outcomes: Sequence[Outcome]) -> int:
+    from scribe.engine import Status
+
     return sum(o.status is Status.WRITTEN for o in outcomes)
 
 
@@ -251,6 +251,8 @@ def _report_problems(outcomes: Iterable[Outcome]) -> int:
     Where no terminal reads them (CI logs, pipes) they are written as plain text:
     laying out thousands of coloured lines costs rich half a second.
     """
+    from scribe.engine import Status
+
     failures = 0
     lines: list[tuple[str, str, str]] = []  # label, its style, the rest of the line
     for outcome in outcomes:
@@ -312,6 +314,9 @@ def init(root: Annotated[Path, typer.Argument(help="Repository root.")] = Path("
 @app.command()
 def run(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Apply the rules once to PATHS (default: every file) and write the results."""
+    from scribe.engine import Status
+    from scribe.recovery import finish_open_work
+
     base, settings, compiled = _setup(root, rules, paths)
     tracing.configure("engine")  # on only when OTEL_* variables ask; flushed at exit
     journal = open_journal(base, settings)
@@ -346,6 +351,8 @@ def _dry_run(
 ) -> tuple[list[tuple[str, Plan]], int, list[Plan]]:
     """Plan every target without writing: the changes, how many failures, and the
     plans with effects (which a dry run does not run)."""
+    from scribe.engine import Status
+
     base, settings, compiled = _setup(root, rules, paths)
     tracing.configure("engine")
     engine = build_engine(base, settings, compiled, dry_run=True)
@@ -359,6 +366,9 @@ def _dry_run(
 @app.command()
 def plan(paths: PathsArgument = None, root: RootOption = None, rules: RulesOption = None) -> None:
     """Show the diff the rules would make to PATHS; writes nothing."""
+    from scribe.actions.effects import WriteFile
+    from scribe.effect_runner import describe as describe_effects
+
     planned, failures, effects = _dry_run(paths, root, rules, "planning")
     for _, change in planned:
         _print_diff(change.diff())
@@ -449,9 +459,10 @@ def rules_enable(rule_id: RuleId, root: RootOption = None, rules: RulesOption = 
 
 def _set_enabled(rule_id: str, enabled: bool, root: Path | None, rules: Path | None) -> None:
     """Edit the rules file, journal first like any write Scribe makes for someone."""
+    from scribe.diffs import unified_diff
     from scribe.files import read_text, sha256
-    from scribe.plan import unified_diff
     from scribe.rules.edit import set_enabled
+    from scribe.rules.load import parse_rules
     from scribe.undo import write_journaled
 
     base = root.resolve() if root else find_root(Path.cwd())
@@ -674,6 +685,8 @@ def schema(
     ] = SchemaOf.RULES,
 ) -> None:
     """Print the JSON Schema of the rules file or of scribe.yaml (for editors)."""
+    from scribe.rules.model import rules_schema
+
     out.print_json(json.dumps(rules_schema() if which is SchemaOf.RULES else settings_schema()))
 
 

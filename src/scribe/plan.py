@@ -11,7 +11,6 @@ fails its rule, as a scope violation.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from scribe.actions import EffectAction, FileContext, is_content
 from scribe.actions.effects import Effect, Finding
+from scribe.diffs import unified_diff
 from scribe.events import Event, EventKind
 from scribe.frontmatter import FrontmatterError, parse
 from scribe.rules.match import CompiledRule, Step
@@ -153,18 +153,6 @@ class Ahead:
             effects,
             known_diff=self.diff,
         )
-
-
-def unified_diff(path: str, old: str, new: str) -> str:
-    """The unified diff (``a/PATH`` to ``b/PATH``) the journal and ``scribe plan`` show."""
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"a/{path}",
-            tofile=f"b/{path}",
-        )
-    )
 
 
 _MAX_REPLANS = 3

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scribe.actions.manifest import Manifest, manifest_schema
-from scribe.actions.registry import Plugin, Registry, load_registry
-from scribe.actions.scaffold import scaffold_plugin
 from scribe.config import load_settings
 from scribe.errors import ScribeError
-from scribe.rules.load import suggest
+
+if TYPE_CHECKING:  # the actions load with the commands, not with every `scribe` run
+    from scribe.actions.manifest import Manifest
+    from scribe.actions.registry import Plugin, Registry
 
 app = typer.Typer(
     name="plugins",
@@ -58,6 +58,8 @@ def _registry(root: Path, local: bool | None) -> Registry:
         wanted = load_settings(base).plugins_local if local is None else local
     except ScribeError as exc:
         _fail(exc)
+    from scribe.actions.registry import load_registry
+
     return load_registry(base, local=wanted)
 
 
@@ -122,6 +124,8 @@ def show(
     refused = registry.refusal(name)
     if refused is None:
         known = [*registry.plugins, *(r.name for r in registry.refused)]
+        from scribe.rules.load import suggest
+
         err.print(Text(f"no action named {name!r}{suggest(name, known)}", style="red"))
         raise typer.Exit(2)
     if as_json and refused.regenerated is not None:
@@ -147,6 +151,8 @@ def new(
         err.print(Text(message, style="red"))
         raise typer.Exit(1)
     try:
+        from scribe.actions.scaffold import scaffold_plugin
+
         made = scaffold_plugin(name, dest)
     except ScribeError as exc:
         _fail(exc)
@@ -167,6 +173,8 @@ def new(
 @app.command()
 def schema() -> None:
     """The JSON Schema of a plug-in's manifest.json (for editors)."""
+    from scribe.actions.manifest import manifest_schema
+
     typer.echo(json.dumps(manifest_schema(), indent=2))
 
 

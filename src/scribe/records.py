@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe.breaker import BreakerState, Transition
 from scribe.events import Event, EventKind
@@ -35,7 +35,9 @@ from scribe.journal.entry import (
     WORK_PENDING,
     NewEntry,
 )
-from scribe.plan import Failure, Plan
+
+if TYPE_CHECKING:  # the planner brings every action; these records only read plans
+    from scribe.plan import Failure, Plan
 
 SCRIBE = "scribe"
 USER = "user"

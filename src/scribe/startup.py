@@ -8,13 +8,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scribe import __version__, quarantine, records
-from scribe.actions.registry import load_registry
 from scribe.breaker import Breakers
 from scribe.config import CONFIG_FILE, STATE_DIR, Settings
 from scribe.confinement import Confinement
-from scribe.engine import Engine
 from scribe.errors import ConfigError, Problem, ScribeError
 from scribe.journal.entry import (
     ENGINE_STARTED,
@@ -28,12 +27,13 @@ from scribe.journal.entry import (
 from scribe.journal.mirrors import Mirrors
 from scribe.journal.sqlite import SqliteJournal
 from scribe.journal.writer import JournalWriter
-from scribe.notes.index import NoteIndex
-from scribe.rules.load import load_rules
-from scribe.rules.match import CompiledRule
 from scribe.sandbox import Limits, Policy, bwrap_path, check_policy
 from scribe.state import State
 from scribe.watch import Ignore
+
+if TYPE_CHECKING:
+    from scribe.engine import Engine
+    from scribe.rules.match import CompiledRule
 
 log = logging.getLogger("scribe")
 
@@ -71,6 +71,11 @@ def load_repository_rules(
     """The rules at ``path`` with every action the repository may use: built-ins,
     installed plug-ins and, when ``plugins_local`` allows, its own
     ``.scribe/actions``. A refused plug-in's name in the rules says why it was."""
+    # The engine's modules load with the first rules: ``scribe mcp`` needs this
+    # module for its journal, and most of its calls never touch a rule.
+    from scribe.actions.registry import load_registry
+    from scribe.rules.load import load_rules
+
     registry = load_registry(root, local=settings.plugins_local)
     return load_rules(
         path,
@@ -122,6 +127,9 @@ def build_engine(
     dry_run: bool,
     journal: JournalWriter | None = None,
 ) -> Engine:
+    from scribe.engine import Engine
+    from scribe.notes.index import NoteIndex
+
     state = State(None if dry_run else root / STATE_DIR / "state.db")
     confinement = Confinement(settings.deny)
     return Engine(

@@ -29,7 +29,6 @@ from scribe.cli_options import (
     RulesOption,
 )
 from scribe.config import load_settings
-from scribe.engine import Outcome, Status
 from scribe.errors import ScribeError
 from scribe.events import Event
 from scribe.startup import (
@@ -43,7 +42,7 @@ from scribe.startup import (
 
 if TYPE_CHECKING:
     from scribe.bus import Consumer, Link
-    from scribe.engine import Engine
+    from scribe.engine import Engine, Outcome
     from scribe.journal.writer import JournalWriter
 
 log = logging.getLogger("scribe")
@@ -186,6 +185,8 @@ class _Worker:
         self.stop = stop
 
     def handle(self, events: list[Event]) -> Sequence[Outcome]:
+        from scribe.engine import Status
+
         outcomes = self.engine.handle_many(events)
         raised = [event for outcome in outcomes for event in outcome.emitted]
         if raised:  # onto their own shards, behind what is queued for their files

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scribe.diffs import unified_diff
 from scribe.errors import ContentChanged, FileBusy, OutsideRoot, ScribeError, Skipped
 from scribe.files import TextFile, hash_file, read_text, sha256
 from scribe.journal.entry import DOC_CHANGED, FILE_READ, NewEntry
@@ -48,7 +49,6 @@ from scribe.mcp.patch import (
     split_lines,
 )
 from scribe.mcp.projects import Projects, inside, locked
-from scribe.plan import unified_diff
 from scribe.undo import write_journaled
 
 #: Each document's key and file name.

@@ -4,6 +4,9 @@ The same ``Engine`` as ``scribe plan`` and ``scribe run``: a dry-run engine plan
 a journaled one writes (compare-and-swap, journal first), so a rewrite an agent
 asks for is recorded exactly like one the watcher makes. The rules file is read
 again whenever it changed, so an edit to it is in force at the next call.
+
+The engine and its actions are imported at the first call that needs them: a
+server whose agents never ask for the rules does not carry them in memory.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe.config import Settings
-from scribe.effect_runner import describe
-from scribe.engine import Engine, Outcome
 from scribe.errors import ConfigError
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.failures import INVALID_ARGUMENT, ToolFailure
-from scribe.rules.match import CompiledRule
-from scribe.startup import build_engine, load_repository_rules
+
+if TYPE_CHECKING:
+    from scribe.engine import Engine, Outcome
+    from scribe.rules.match import CompiledRule
 
 
 class EngineTools:
@@ -46,6 +49,8 @@ class EngineTools:
         with self._lock:
             if self._loaded is not None and self._loaded[0] == key:
                 return self._loaded[1]
+            from scribe.startup import load_repository_rules
+
             try:
                 rules = (
                     load_repository_rules(
@@ -84,11 +89,15 @@ class EngineTools:
     def plan_file(self, rel: str) -> dict[str, Any]:
         """The diff the rules would make to ``rel``, and the effects they would run;
         writes and runs nothing."""
+        from scribe.engine import Engine
+
         return self._answer(self._engine(dry_run=True).handle(Engine.scan_event(rel)))
 
     def run_rules(self, rel: str) -> dict[str, Any]:
         """Apply the rules to ``rel``, write the result and run its effects
         (journaled by the engine), following the custom events they raise."""
+        from scribe.engine import Engine
+
         first, *chained = self._engine(dry_run=False).handle_all([Engine.scan_event(rel)])
         answer = self._answer(first)
         if chained:
@@ -109,6 +118,8 @@ class EngineTools:
                 return known[1]
             if known is not None:
                 known[1].state.close()
+            from scribe.startup import build_engine
+
             journal = None if dry_run else self.journal
             engine = build_engine(self.root, self.settings, rules, dry_run=dry_run, journal=journal)
             self._engines[dry_run] = (rules, engine)
@@ -122,6 +133,8 @@ class EngineTools:
 
     @staticmethod
     def _answer(outcome: Outcome) -> dict[str, Any]:
+        from scribe.effect_runner import describe
+
         answer: dict[str, Any] = {"path": outcome.path, "status": outcome.status.value}
         if outcome.reason:
             answer["reason"] = outcome.reason

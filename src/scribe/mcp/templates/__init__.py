@@ -16,13 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from scribe.diffs import unified_diff
 from scribe.errors import OutsideRoot
 from scribe.files import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, resolve_inside, sha256
 from scribe.journal.entry import DOC_CHANGED, NewEntry
 from scribe.journal.writer import JournalWriter
 from scribe.mcp.context import Call
 from scribe.mcp.failures import SCOPE_VIOLATION, ToolFailure
-from scribe.plan import unified_diff
 from scribe.records import done
 
 #: The documents every project can have, in the order they are created.
