@@ -150,9 +150,9 @@ def new(
         message = f"an action named {name!r} is already installed ({taken.origin})"
         err.print(Text(message, style="red"))
         raise typer.Exit(1)
-    try:
-        from scribe.actions.scaffold import scaffold_plugin
+    from scribe.actions.scaffold import scaffold_plugin
 
+    try:
         made = scaffold_plugin(name, dest)
     except ScribeError as exc:
         _fail(exc)
