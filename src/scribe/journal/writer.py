@@ -258,12 +258,9 @@ class JournalWriter:
                 if any(not request.flush for request in batch):
                     self._busy = True
                     self._committing = sum(len(request.entries) for request in batch)
-                stale = self._stale
             flushes = [request for request in batch if request.flush]
             batch = [request for request in batch if not request.flush]
             if batch:
-                if stale >= INDEX_AFTER:  # a long busy spell: index now, then commit
-                    self._index_text()
                 self._commit(batch)
             with self._cond:
                 due = closing or flushes or len(self._unmirrored) >= MIRROR_AFTER
@@ -272,8 +269,9 @@ class JournalWriter:
                     self._mirror_at = math.inf
                 else:
                     unmirrored = []
-                # Index once the journal has been idle a moment: a caller appending one
-                # entry at a time must not pay for indexing between its calls.
+                # Index once the journal has been idle a moment (a caller appending one
+                # entry at a time must not pay for indexing between its calls), or in a
+                # long busy spell once INDEX_AFTER entries wait, right after a commit.
                 idle = time.monotonic() >= self._last_commit + INDEX_IDLE
                 index = self._stale and (idle or closing or self._stale >= INDEX_AFTER)
             if unmirrored:
